@@ -1,0 +1,159 @@
+"""HEALPix grid: the one place where pixel orders meet.
+
+Two pixel orders are used in healda:
+
+* ``"padxy"`` — earth2grid ``HEALPIX_PAD_XY`` (``XY(origin=N, clockwise=True)``), the order of every
+  tensor inside the model. At level ``L`` (side ``s = 2**L``) the flat index is
+  ``i = f*s*s + row*s + col`` with face ``f`` in ``[0, 12)``; pixel 0 of a face is its north corner.
+  The order is hierarchical: the parent of ``(f, row, col)`` ``k`` levels up is
+  ``(f, row >> k, col >> k)``.
+* ``"nest"`` — the standard HEALPix NESTED scheme (healpy, CF-1.13 ``indexing_scheme = "nested"``), used
+  on disk for analyses and static fields.
+
+Conversion (ARCHITECTURE §3.2, DATA §3): for PAD_XY pixel ``(f, row, col)``,
+``nest = healpy.xyf2pix(s, s-1-row, s-1-col, f, nest=True)``.
+
+All functions take and return NumPy arrays (int64 pixel ids, float64 degrees) unless stated.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Literal
+
+import healpy
+import numpy as np
+from jaxtyping import Float, Int
+
+Order = Literal["padxy", "nest"]
+ORDERS: tuple[str, ...] = ("padxy", "nest")
+N_FACES = 12
+
+
+def level_to_nside(level: int) -> int:
+    """HEALPix ``nside = 2**level``."""
+    if not 0 <= int(level) <= 29:
+        raise ValueError(f"HEALPix level must be in [0, 29], got {level}")
+    return 1 << int(level)
+
+
+def nside_to_level(nside: int) -> int:
+    """Inverse of :func:`level_to_nside`; ``nside`` must be a power of two."""
+    nside = int(nside)
+    if nside < 1 or nside & (nside - 1):
+        raise ValueError(f"nside must be a positive power of two, got {nside}")
+    return nside.bit_length() - 1
+
+
+def npix(level: int) -> int:
+    """Number of pixels ``12 * 4**level``."""
+    return N_FACES * level_to_nside(level) ** 2
+
+
+def level_of_npix(n: int) -> int:
+    """Level whose pixel count is ``n``; raises ``ValueError`` if ``n`` is not ``12*4**L``."""
+    if n % N_FACES:
+        raise ValueError(f"{n} is not a HEALPix pixel count (12*4**level)")
+    return nside_to_level(int(round((n // N_FACES) ** 0.5)))
+
+
+def _check_order(order: str) -> None:
+    if order not in ORDERS:
+        raise ValueError(f"pixel order must be one of {ORDERS}, got {order!r}")
+
+
+def _padxy_to_nest_ids(pix: np.ndarray, level: int) -> np.ndarray:
+    s = level_to_nside(level)
+    f, rem = np.divmod(pix, s * s)
+    row, col = np.divmod(rem, s)
+    return healpy.xyf2pix(s, s - 1 - row, s - 1 - col, f, nest=True).astype(np.int64)
+
+
+def _nest_to_padxy_ids(pix: np.ndarray, level: int) -> np.ndarray:
+    s = level_to_nside(level)
+    x, y, f = healpy.pix2xyf(s, pix, nest=True)
+    return (f.astype(np.int64) * s * s + (s - 1 - x.astype(np.int64)) * s + (s - 1 - y.astype(np.int64)))
+
+
+@lru_cache(maxsize=16)
+def _padxy_to_nest_table(level: int) -> np.ndarray:
+    table = _padxy_to_nest_ids(np.arange(npix(level), dtype=np.int64), level)
+    table.setflags(write=False)
+    return table
+
+
+@lru_cache(maxsize=16)
+def _nest_to_padxy_table(level: int) -> np.ndarray:
+    table = np.empty(npix(level), dtype=np.int64)
+    table[_padxy_to_nest_table(level)] = np.arange(npix(level), dtype=np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def padxy_to_nest(level: int) -> Int[np.ndarray, " npix"]:
+    """Permutation ``perm`` with ``perm[i_padxy] = i_nest`` (read-only, cached).
+
+    A field in PAD_XY order is put into NEST order with ``out[perm] = field`` or, equivalently,
+    ``field[nest_to_padxy(level)]``.
+    """
+    return _padxy_to_nest_table(int(level))
+
+
+def nest_to_padxy(level: int) -> Int[np.ndarray, " npix"]:
+    """Permutation ``perm`` with ``perm[i_nest] = i_padxy`` (read-only, cached)."""
+    return _nest_to_padxy_table(int(level))
+
+
+def reorder(field: np.ndarray, level: int, src: Order, dst: Order) -> np.ndarray:
+    """Reorder the last axis of ``field`` (length ``npix(level)``) from order ``src`` to ``dst``."""
+    _check_order(src)
+    _check_order(dst)
+    if field.shape[-1] != npix(level):
+        raise ValueError(f"last axis has {field.shape[-1]} pixels, level {level} has {npix(level)}")
+    if src == dst:
+        return field
+    # out[..., i_dst] = field[..., i_src(i_dst)]
+    gather = nest_to_padxy(level) if (src, dst) == ("padxy", "nest") else padxy_to_nest(level)
+    return field[..., gather]
+
+
+def ang2pix(
+    lon: Float[np.ndarray, " n"], lat: Float[np.ndarray, " n"], level: int, order: Order = "padxy"
+) -> Int[np.ndarray, " n"]:
+    """Pixel containing each (lon, lat) point, degrees (lon in any range), at ``level`` in ``order``."""
+    _check_order(order)
+    lon = np.asarray(lon, dtype=np.float64)
+    lat = np.asarray(lat, dtype=np.float64)
+    nest = healpy.ang2pix(level_to_nside(level), lon, lat, nest=True, lonlat=True).astype(np.int64)
+    return nest if order == "nest" else _nest_to_padxy_ids(nest, level)
+
+
+def pix2ang(
+    pix: Int[np.ndarray, " n"], level: int, order: Order = "padxy"
+) -> tuple[Float[np.ndarray, " n"], Float[np.ndarray, " n"]]:
+    """Pixel-centre (lon in [0, 360), lat) in degrees, float64."""
+    _check_order(order)
+    pix = np.asarray(pix, dtype=np.int64)
+    nest = pix if order == "nest" else _padxy_to_nest_ids(pix, level)
+    lon, lat = healpy.pix2ang(level_to_nside(level), nest, nest=True, lonlat=True)
+    return np.mod(lon, 360.0), lat
+
+
+def pixel_centers(level: int, order: Order = "padxy") -> tuple[Float[np.ndarray, " npix"], Float[np.ndarray, " npix"]]:
+    """Centre (lon, lat) in degrees of every pixel of ``level``, in ``order``."""
+    return pix2ang(np.arange(npix(level), dtype=np.int64), level, order)
+
+
+def parent(pix: Int[np.ndarray, " n"], level: int, parent_level: int, order: Order = "padxy") -> Int[np.ndarray, " n"]:
+    """Pixel at ``parent_level`` (<= ``level``) containing each pixel of ``level``, same order."""
+    _check_order(order)
+    k = int(level) - int(parent_level)
+    if k < 0:
+        raise ValueError(f"parent_level {parent_level} is finer than level {level}")
+    pix = np.asarray(pix, dtype=np.int64)
+    if order == "nest":
+        return pix >> (2 * k)
+    s, sp = level_to_nside(level), level_to_nside(parent_level)
+    f, rem = np.divmod(pix, s * s)
+    row, col = np.divmod(rem, s)
+    return f * sp * sp + (row >> k) * sp + (col >> k)

@@ -1,0 +1,40 @@
+"""GPU kernels (Triton). The only package of healda that imports triton.
+
+Every kernel has a pure-PyTorch path elsewhere in ``healda_core``; the model uses a kernel only when
+:func:`kernels_enabled` says so for the tensor's device. ``HEALDA_KERNELS=off`` forces the PyTorch paths.
+"""
+
+from __future__ import annotations
+
+import os
+
+try:  # triton is optional: absent on macOS/Windows and CPU-only installs
+    import triton  # noqa: F401
+
+    HAS_TRITON = True
+except Exception:  # pragma: no cover - depends on the platform
+    HAS_TRITON = False
+
+
+def triton_version() -> str | None:
+    """Installed triton version, or None."""
+    if not HAS_TRITON:
+        return None
+    import triton
+
+    return triton.__version__
+
+
+def kernels_enabled(device) -> bool:  # noqa: ANN001 - torch.device
+    """True when the Triton kernels should run for tensors on ``device``.
+
+    Requires triton and a CUDA device, or ``TRITON_INTERPRET=1`` (CPU interpreter, tests only), and
+    ``HEALDA_KERNELS`` not set to ``off``/``0``.
+    """
+    if os.environ.get("HEALDA_KERNELS", "on").lower() in ("off", "0", "false", "no"):
+        return False
+    if not HAS_TRITON:
+        return False
+    if getattr(device, "type", str(device)) == "cuda":
+        return True
+    return os.environ.get("TRITON_INTERPRET", "0") == "1" and os.environ.get("HEALDA_KERNELS", "").lower() == "force"
