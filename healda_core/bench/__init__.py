@@ -1,0 +1,1 @@
+"""Benchmarks behind ``healda bench`` (library side: run, measure, return rows as dicts)."""
