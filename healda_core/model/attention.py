@@ -1,0 +1,125 @@
+"""Spatial self-attention (per frame, over all pixels) and temporal attention (per pixel, over frames).
+
+ARCHITECTURE §3.6 and §3.8. Spatial attention goes through
+``torch.nn.functional.scaled_dot_product_attention`` so GPUs get flash / cuDNN kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from jaxtyping import Float
+from torch import Tensor, nn
+
+from healda_core.model.embed import apply_rope
+
+
+class RmsNorm(nn.Module):
+    """Parameter-free RMSNorm over the last axis: ``x · rsqrt(mean(x²) + eps)``."""
+
+    def __init__(self, dim: int, eps: float = 1e-6):
+        super().__init__()
+        self.dim, self.eps = dim, eps
+
+    def forward(self, x: Tensor) -> Tensor:
+        return F.rms_norm(x, (self.dim,), eps=self.eps)
+
+
+def _qk_norm(kind: str | None, head_dim: int, affine: bool) -> nn.Module:
+    if kind is None:
+        return nn.Identity()
+    if kind == "RMSNorm":
+        if affine:
+            raise ValueError("qk_norm_affine=True is not supported for RMSNorm (the reference has none)")
+        return RmsNorm(head_dim, eps=1e-6)
+    if kind == "LayerNorm":
+        return nn.LayerNorm(head_dim, elementwise_affine=affine)
+    raise ValueError(f"qk_norm_type must be 'RMSNorm', 'LayerNorm' or None, got {kind!r}")
+
+
+class MultiHeadSelfAttention(nn.Module):
+    """Full self-attention over the sequence axis with q/k normalisation (timm ``Attention`` layout:
+    ``qkv`` output channels ``[q | k | v]``, head-major)."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm_type: str | None = "RMSNorm", qk_norm_affine: bool = False):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"hidden_size {dim} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.qkv = nn.Linear(dim, 3 * dim, bias=True)
+        self.q_norm = _qk_norm(qk_norm_type, self.head_dim, qk_norm_affine)
+        self.k_norm = _qk_norm(qk_norm_type, self.head_dim, qk_norm_affine)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Float[Tensor, "n s d"]) -> Float[Tensor, "n s d"]:
+        n, s, d = x.shape
+        q, k, v = self.qkv(x).view(n, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
+        o = F.scaled_dot_product_attention(q, k, v)
+        return self.proj(o.transpose(1, 2).reshape(n, s, d))
+
+
+class SpatialSelfAttention(nn.Module):
+    """Wrapper matching the reference key layout ``attention.attn_op.{qkv,proj}``."""
+
+    def __init__(self, dim: int, num_heads: int, qk_norm_type: str | None = "RMSNorm", qk_norm_affine: bool = False):
+        super().__init__()
+        self.attn_op = MultiHeadSelfAttention(dim, num_heads, qk_norm_type, qk_norm_affine)
+
+    def forward(self, x: Float[Tensor, "n s d"]) -> Float[Tensor, "n s d"]:
+        return self.attn_op(x)
+
+
+class TemporalAttention(nn.Module):
+    """Causal attention along frames, independently per pixel and head.
+
+    Linear (default): ``out_q = proj(Σ_{k≤q} (RoPE(q_q)·RoPE(k_k)/√hd) · v_k)`` — no softmax, no
+    normalisation; masked weights are 0. Softmax variant: masked logits are −inf. A ``causal_window``
+    w keeps frames ``q−w+1 … q``.
+    """
+
+    def __init__(self, *, hidden_size: int, num_heads: int, use_rope: bool = True, is_causal: bool = False,
+                 linear_attention: bool = True, causal_window: int | None = None):
+        super().__init__()
+        if causal_window is not None and not is_causal:
+            raise ValueError("temporal causal_window requires is_causal=True")
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_heads {num_heads}")
+        self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
+        self.use_rope, self.is_causal = use_rope, is_causal
+        self.linear_attention, self.causal_window = linear_attention, causal_window
+        self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.proj = nn.Linear(hidden_size, hidden_size)
+
+    def mask(self, t: int, device: torch.device) -> Tensor | None:
+        """(T_q, T_k) bool, True where attention is allowed; None when nothing is masked."""
+        if not self.is_causal:
+            return None
+        q = torch.arange(t, device=device)[:, None]
+        k = torch.arange(t, device=device)[None, :]
+        allowed = k <= q
+        if self.causal_window is not None:
+            allowed = allowed & (k > q - self.causal_window)
+        return allowed
+
+    def forward(self, z: Float[Tensor, "b t x d"], rope_cos: Tensor | None = None,
+                rope_sin: Tensor | None = None) -> Float[Tensor, "b t x d"]:
+        b, t, x, d = z.shape
+        q, k, v = self.qkv(z).view(b, t, x, 3, self.num_heads, self.head_dim).unbind(3)
+        if self.use_rope:
+            if rope_cos is None or rope_sin is None:
+                raise ValueError("TemporalAttention with use_rope=True needs rope_cos and rope_sin")
+            q, k = apply_rope(q, rope_cos, rope_sin), apply_rope(k, rope_cos, rope_sin)
+        scores = torch.einsum("bqxhc,bkxhc->bxhqk", q, k) / math.sqrt(self.head_dim)
+        allowed = self.mask(t, z.device)
+        if self.linear_attention:
+            if allowed is not None:
+                scores = scores * allowed.to(scores.dtype)
+        else:
+            if allowed is not None:
+                scores = scores.masked_fill(~allowed, float("-inf"))
+            scores = scores.softmax(dim=-1)
+        out = torch.einsum("bxhqk,bkxhc->bqxhc", scores, v).reshape(b, t, x, d)
+        return self.proj(out)
