@@ -1,0 +1,59 @@
+"""Root CLI behaviour: version, help, error handling and exit codes."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import typer
+from typer.testing import CliRunner
+
+from healda_cli import main as cli_main
+from healda_core.errors import AcceleratorError, InputError, UsageError
+
+runner = CliRunner()
+
+
+def test_version_on_stdout():
+    res = runner.invoke(cli_main.app, ["--version"])
+    assert res.exit_code == 0
+    assert res.stdout.startswith("healda 0.") and "torch" in res.stdout
+
+
+def test_bare_command_prints_help():
+    res = runner.invoke(cli_main.app, [])
+    assert "Usage" in res.output and "Exit codes" in res.output
+
+
+def _app_raising(exc: Exception) -> typer.Typer:
+    app = typer.Typer(cls=cli_main._HealdaGroup)
+
+    @app.callback()
+    def root(debug: bool = typer.Option(False, "--debug")) -> None:
+        cli_main.console.state.debug = debug
+
+    @app.command()
+    def boom() -> None:
+        raise exc
+
+    return app
+
+
+def test_expected_errors_are_one_line_with_documented_exit_codes():
+    for exc, code in ((InputError("raw.nc: variable 'lat': missing"), 3), (UsageError("x"), 2),
+                      (AcceleratorError("no GPU"), 4)):
+        res = runner.invoke(_app_raising(exc), ["boom"])
+        assert res.exit_code == code
+        assert res.stdout == ""
+        lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+        assert lines == [f"error: {exc}"]
+
+
+def test_debug_adds_traceback():
+    res = runner.invoke(_app_raising(InputError("bad")), ["--debug", "boom"])
+    assert res.exit_code == 3 and "Traceback" in res.stderr
+
+
+def test_console_script_runs():
+    out = subprocess.run([sys.executable, "-m", "healda_cli", "--version"], capture_output=True, text=True)
+    assert out.returncode == 0 and out.stdout.startswith("healda ")
