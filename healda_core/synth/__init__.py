@@ -1,0 +1,1 @@
+"""Observing-system simulation: a synthetic nature run and observations drawn from it."""
