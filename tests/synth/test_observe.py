@@ -1,0 +1,72 @@
+"""Synthetic observations: formats, ids, geometry and error statistics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from healda_cli.main import app
+from healda_core.obs import vocab
+from healda_core.obs.frames import parse_time
+from healda_core.synth import observe, satellites
+from healda_core.synth.nature import NatureRun
+from healda_core.synth.run import draw_observations
+
+T0 = parse_time("2024-01-01T00")
+
+
+@pytest.fixture(scope="module")
+def drawn():
+    nature = NatureRun(3, seed=1)
+    raw, counts = draw_observations(nature, T0, T0 + 6 * 3600, seed=1, stations=60, surface=80, flights=5)
+    return nature, raw, counts
+
+
+def test_every_network_present_with_real_ids(drawn):
+    _, raw, counts = drawn
+    assert all(v > 0 for v in counts.values())
+    assert len(raw) == sum(counts.values())
+    sensors = {vocab.SENSORS[s].name for s in np.unique(raw.sensor)}
+    assert sensors == {"conv", "amsua", "atms"}
+    sat = raw.sensor != vocab.CONV
+    assert set(np.unique(raw.platform[sat])) == {vocab.platform_id(p) for p in ("metop-b", "n19", "n20")}
+    assert set(np.unique(raw.obs_type[~sat])) == {120, 220, 181, 130, 230}
+    assert np.all(np.isfinite(raw.pressure_hpa[~sat])) and np.all(np.isfinite(raw.height[~sat]))
+    assert np.all(np.isnan(raw.scan_angle[~sat])) and np.all(np.isfinite(raw.scan_angle[sat]))
+    assert 150 < raw.value[sat].min() and raw.value[sat].max() < 320
+
+
+def test_radiosonde_errors_have_the_drawn_standard_deviation(drawn):
+    nature, raw, _ = drawn
+    sel = (raw.sensor == vocab.CONV) & (raw.obs_type == 120) & (raw.channel == vocab.CONV_CODE["t"])
+    sel &= raw.time_ns == np.int64(T0) * 10**9
+    f = nature.fields(0.0)
+    levels = {p: i for i, p in enumerate([1000, 925, 850, 700, 600, 500, 400, 300, 250, 200, 150, 100, 50])}
+    s = observe._Sampler(nature, T0)
+    t_all = s.interp(f["t"], raw.lon[sel].astype(float), raw.lat[sel].astype(float))  # (13, n)
+    lev = np.array([levels[int(round(p))] for p in raw.pressure_hpa[sel]])
+    truth = t_all[lev, np.arange(lev.size)]
+    err = raw.value[sel] - truth
+    assert sel.sum() > 300
+    assert abs(err.mean()) < 0.15 and 0.65 < err.std() < 0.95  # drawn with sigma = 0.8 K
+
+
+def test_swath_geometry():
+    sw = satellites.swath(np.array([0.0, 600.0]), 0.0, 15)
+    assert np.allclose(sw["scan"][:15], np.linspace(-48.3, 48.3, 15))
+    assert np.all(np.abs(sw["zenith"]) >= np.abs(sw["scan"]))  # zenith grows beyond the scan angle off nadir
+    assert np.abs(sw["zenith"]).max() < 70
+    assert np.all((-90 <= sw["lat"]) & (sw["lat"] <= 90)) and np.all((0 <= sw["lon"]) & (sw["lon"] < 360))
+    sza = satellites.solar_zenith(np.array([T0 + 12 * 3600.0]), np.array([0.0]), np.array([-23.0]))
+    assert sza[0] < 5  # local noon on the Tropic of Capricorn in early January: sun near the zenith
+
+
+def test_cli_writes_three_files_and_refuses_overwrite(tmp_path):
+    runner = CliRunner()
+    args = ["synth", "-o", str(tmp_path), "--days", "0.25", "--level", "2", "--start", "2024-01-01T00"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert res.stdout.split() == [str(tmp_path / n) for n in ("nature.nc", "static.nc", "obs.nc")]
+    res2 = runner.invoke(app, args)
+    assert res2.exit_code == 2 and "-O" in res2.stderr
