@@ -1,0 +1,101 @@
+"""Mollweide maps of HEALPix fields (analysis, nature run, static) and of packed observations (PNG).
+
+HEALPix fields (NEST order, CF ``healpix`` grid mapping) are sampled on a 0.5° lat-lon image by
+nearest-pixel lookup; observations are drawn as points coloured by value.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import netCDF4  # noqa: E402
+import numpy as np  # noqa: E402
+
+from healda_core import grid  # noqa: E402
+from healda_core.errors import input_error  # noqa: E402
+from healda_core.fileio import atomic_output  # noqa: E402
+
+
+def _select(ds: netCDF4.Dataset, path: object, var: str, level: float | None, time: int | None) -> tuple[np.ndarray, str]:
+    """The 1-D slice of ``var`` to plot and a title suffix."""
+    if var not in ds.variables:
+        names = ", ".join(v for v in ds.variables if ds.variables[v].ndim >= 1)
+        raise input_error(path, var, f"not in the file (variables: {names})")
+    v = ds.variables[var]
+    index: list[object] = []
+    title = []
+    for dim in v.dimensions:
+        if dim == "level":
+            levels = np.asarray(ds.variables["level"][:], dtype=float)
+            want = 500.0 if level is None else float(level)
+            if want not in levels:
+                raise input_error(path, "level", f"{want:g} hPa not among {levels.tolist()}")
+            index.append(int(np.nonzero(levels == want)[0][0]))
+            title.append(f"{want:g} hPa")
+        elif dim in ("time", "analysis"):
+            n = len(ds.dimensions[dim])
+            i = (n - 1 if time is None else time)
+            if not -n <= i < n:
+                raise input_error(path, dim, f"index {i} out of range (size {n})")
+            index.append(i)
+            title.append(f"{dim} {i % n}")
+        elif dim == "frame":
+            index.append(-1)
+        else:
+            index.append(slice(None))
+    data = np.ma.filled(v[tuple(index)], np.nan).astype(np.float64)
+    return data, ", ".join(title)
+
+
+def _image(values_nest: np.ndarray, level: int, res: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    lon = np.arange(-180 + res / 2, 180, res)
+    lat = np.arange(-90 + res / 2, 90, res)
+    lon2, lat2 = np.meshgrid(lon, lat)
+    pix = grid.ang2pix(lon2.ravel(), lat2.ravel(), level, "nest")
+    return np.radians(lon), np.radians(lat), values_nest[pix].reshape(lat2.shape)
+
+
+def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level: float | None = None,
+             time: int | None = None, overwrite: bool = False, cmap: str = "viridis",
+             vmin: float | None = None, vmax: float | None = None) -> Path:
+    """Draw ``var`` of ``path`` on a Mollweide map and write a PNG to ``out`` (atomically).
+
+    Args:
+        path: analysis / nature / static NetCDF (HEALPix NEST, ``cell`` dimension) or packed observations
+            (``obs`` dimension with ``lat``/``lon``). var: variable name. level: pressure level (hPa) for 3-D
+            fields (default 500). time: index along ``time``/``analysis`` (default last).
+    """
+    p = Path(path)
+    try:
+        ds = netCDF4.Dataset(p)
+    except OSError as exc:
+        raise input_error(p, None, f"cannot open as NetCDF ({exc})") from None
+    with ds:
+        data, where = _select(ds, p, var, level, time)
+        units = getattr(ds.variables[var], "units", "")
+        long_name = getattr(ds.variables[var], "long_name", var)
+        is_obs = ds.variables[var].dimensions[-1] == "obs"
+        lonlat = (ds.variables["lon"][:], ds.variables["lat"][:]) if is_obs else None
+    fig = plt.figure(figsize=(9, 5), dpi=100)
+    ax = fig.add_subplot(111, projection="mollweide")
+    if is_obs:
+        lon = np.radians(((np.asarray(lonlat[0], float) + 180) % 360) - 180)
+        art = ax.scatter(lon, np.radians(np.asarray(lonlat[1], float)), c=data, s=2, cmap=cmap, vmin=vmin, vmax=vmax,
+                         linewidths=0)
+    else:
+        lvl = grid.level_of_npix(data.shape[-1])
+        lon, lat, img = _image(data, lvl)
+        art = ax.pcolormesh(lon, lat, img, cmap=cmap, vmin=vmin, vmax=vmax, shading="auto")
+    ax.grid(True, alpha=0.3)
+    ax.set_xticklabels([])
+    fig.colorbar(art, ax=ax, orientation="horizontal", pad=0.05, fraction=0.05, label=units)
+    ax.set_title(f"{long_name} ({var}) {where}".strip())
+    with atomic_output(out, overwrite) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return Path(out)
