@@ -19,6 +19,8 @@ def synth_cmd(
     days: Annotated[float, typer.Option("--days", help="Length of the nature run in days.")] = 3.0,
     level: Annotated[int, typer.Option("--level", help="HEALPix level of the fields (the model's level_in).")] = 6,
     seed: Annotated[int, typer.Option("--seed", help="Random seed (fields and observation errors).")] = 0,
+    density: Annotated[float, typer.Option("--density", help="Scale of the observing networks (1 = 250 sondes, "
+                                           "500 surface stations, 25 flights/h, a scan line every 3 min).")] = 1.0,
     overwrite: Annotated[bool, typer.Option("-O", "--overwrite", help="Replace existing outputs.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print paths and counts as JSON on stdout.")] = False,
 ) -> None:
@@ -33,7 +35,7 @@ def synth_cmd(
     hours = int(days * 24) + 6
     with console.progress() as bar:
         task = bar.add_task("synth", total=int(days * 4) + 1 + hours)
-        res = synthesize(out_dir, t0, days, level, seed, overwrite, on_step=lambda _k: bar.advance(task))
+        res = synthesize(out_dir, t0, days, level, seed, overwrite, density, on_step=lambda _k: bar.advance(task))
     console.info("observations: " + ", ".join(f"{v} {k}" for k, v in res.counts.items()))
     if json_out:
         console.emit_json({"nature": str(res.nature), "static": str(res.static), "obs": str(res.obs),

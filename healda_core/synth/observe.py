@@ -4,9 +4,9 @@ Networks (all values are the nature run at the nearest whole hour, interpolated 
 plus Gaussian errors with the standard deviations in :data:`ERRORS`):
 
 * radiosondes at a fixed station network, 00 and 12 UTC, on the 13 standard levels above the ground:
-  t, q (report type 120) and u, v (220);
+  t, q (report type 120) and u, v (220); heights are the geopotential height with a 10 m error;
 * surface stations every 3 h: station pressure (181), height = station elevation;
-* aircraft on great-circle flights at 250 hPa every 10 min: t (130), u, v (230);
+* aircraft on great-circle flights at 250 hPa every 10 min: t (130), u, v (230); height = pressure altitude;
 * polar orbiters with AMSU-A-like (metop-b, n19) and ATMS-like (n20) temperature sounding channels:
   brightness temperature = weighted vertical average of temperature (Gaussian weights in ln p), along
   sun-synchronous swaths with scan, satellite-zenith and solar-zenith angles.
@@ -19,9 +19,9 @@ import numpy as np
 
 from healda_core.obs import vocab
 from healda_core.obs.raw import RawObs
-from healda_core.synth.nature import G, PLEVELS, R_DRY, NatureRun
+from healda_core.synth.nature import G, PLEVELS, R_DRY, NatureRun, std_geopotential
 
-ERRORS = {"t": 0.8, "q_rel": 0.1, "uv": 1.8, "ps_hpa": 1.0, "air_t": 1.0, "air_uv": 2.0, "bt": 0.3}
+ERRORS = {"t": 0.8, "q_rel": 0.1, "uv": 1.8, "ps_hpa": 1.0, "air_t": 1.0, "air_uv": 2.0, "bt": 0.3, "sonde_z_m": 10.0}
 #: sounder channels: (sensor, platform, raw channel, peak pressure hPa)
 SOUNDER_CHANNELS = {
     "amsua": [(4, 900.0), (5, 700.0), (6, 450.0), (7, 275.0), (8, 180.0), (9, 90.0)],
@@ -76,7 +76,7 @@ def radiosondes(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:  # noqa:
     rows = []
     for var, code, otype in (("t", 6, 120), ("q", 5, 120), ("u", 7, 220), ("v", 8, 220)):
         vals = s.interp(f[var], lon, lat)  # (13, n)
-        z = s.interp(f["z"], lon, lat) / G
+        z = s.interp(f["z"], lon, lat) / G + rng.standard_normal((len(PLEVELS), lon.size)) * ERRORS["sonde_z_m"]
         above = PLEVELS[:, None] < surf_p[None, :]
         err = {"t": ERRORS["t"], "u": ERRORS["uv"], "v": ERRORS["uv"]}.get(var)
         noise = rng.standard_normal(vals.shape) * (err if err else ERRORS["q_rel"] * vals)
@@ -120,7 +120,7 @@ def aircraft(s: _Sampler, rng, hour_s: int, flights: int) -> list[dict]:  # noqa
     frac = np.repeat(np.arange(6) / 6.0, flights) + rng.uniform(0, 1 / 6, 6 * flights)
     lon, lat = _great_circle(np.tile(lon1, 6), np.tile(lat1, 6), np.tile(lon2, 6), np.tile(lat2, 6), frac)
     k = int(np.nonzero(PLEVELS == 250)[0][0])
-    z = s.interp(f["z"][k], lon, lat) / G
+    z = np.full(lon.size, std_geopotential(np.array([250.0]))[0] / G)  # pressure altitude, as aircraft report
     rows = []
     for var, code, otype, err in (("t", 6, 130, ERRORS["air_t"]), ("u", 7, 230, ERRORS["air_uv"]),
                                   ("v", 8, 230, ERRORS["air_uv"])):

@@ -53,10 +53,15 @@ def _to_raw(rows: list[dict]) -> RawObs:
     return RawObs.from_columns(n, **cols)
 
 
-def draw_observations(nature: NatureRun, start_s: int, end_s: int, seed: int, stations: int = 250,
-                      surface: int = 500, flights: int = 25, on_hour: Callable[[], None] | None = None
-                      ) -> tuple[RawObs, dict[str, int]]:
-    """All networks, hourly over [start − 3 h, end + 3 h)."""
+def draw_observations(nature: NatureRun, start_s: int, end_s: int, seed: int, density: float = 1.0,
+                      on_hour: Callable[[], None] | None = None) -> tuple[RawObs, dict[str, int]]:
+    """All networks, hourly over [start − 3 h, end + 3 h).
+
+    ``density`` scales the networks: 250 radiosonde stations, 500 surface stations, 25 flights per hour and
+    satellite scan lines every 3 min at 1.0.
+    """
+    stations, surface = max(1, int(250 * density)), max(1, int(500 * density))
+    flights, line_every = max(1, int(25 * density)), max(60, int(round(180 / density)))
     rng = np.random.default_rng(seed + 1)
     s = observe._Sampler(nature, start_s)
     sonde_lon, sonde_lat = observe._stations(rng, nature, stations)
@@ -69,7 +74,7 @@ def draw_observations(nature: NatureRun, start_s: int, end_s: int, seed: int, st
             rows["surface"] += observe.surface_stations(s, rng, sfc_lon, sfc_lat, hour)
         rows["aircraft"] += observe.aircraft(s, rng, hour, flights)
         for sensor, platform, phase in observe.SATELLITES:
-            rows["satellite"] += satellites.sounder(s, rng, hour, sensor, platform, phase)
+            rows["satellite"] += satellites.sounder(s, rng, hour, sensor, platform, phase, line_every)
         if on_hour:
             on_hour()
     counts = {k: int(sum(len(r["lon"]) for r in v)) for k, v in rows.items()}
@@ -77,8 +82,12 @@ def draw_observations(nature: NatureRun, start_s: int, end_s: int, seed: int, st
 
 
 def synthesize(out_dir: str | Path, start_s: int, days: float, level: int = 6, seed: int = 0,
-               overwrite: bool = False, on_step: Callable[[str], None] | None = None) -> SynthResult:
-    """Write ``nature.nc``, ``static.nc`` and ``obs.nc`` for ``days`` days from ``start_s`` (a 6-hourly time)."""
+               overwrite: bool = False, density: float = 1.0,
+               on_step: Callable[[str], None] | None = None) -> SynthResult:
+    """Write ``nature.nc``, ``static.nc`` and ``obs.nc`` for ``days`` days from ``start_s`` (a 6-hourly time).
+
+    ``density`` scales the observing networks (see :func:`draw_observations`).
+    """
     if start_s % STEP:
         raise ValueError("start must be a synoptic time (00, 06, 12 or 18 UTC)")
     out = Path(out_dir)
@@ -99,7 +108,8 @@ def synthesize(out_dir: str | Path, start_s: int, days: float, level: int = 6, s
     with atomic_output(paths["static"], overwrite) as tmp:
         write_static(tmp, {"orog": nature.statics["orography"], "lfrac": nature.statics["land_fraction"]}, level,
                      {"synth_seed": seed}, history_entry())
-    raw, counts = draw_observations(nature, start_s, end_s, seed, on_hour=(lambda: on_step("obs")) if on_step else None)
+    raw, counts = draw_observations(nature, start_s, end_s, seed, density,
+                                    on_hour=(lambda: on_step("obs")) if on_step else None)
     with atomic_output(paths["obs"], overwrite) as tmp:
         write_canonical(tmp, raw, {"source": f"healda {__version__} synth (seed {seed})",
                                    "history": history_entry(), "comment": "OSSE observations drawn from nature.nc"})

@@ -19,7 +19,7 @@ T0 = parse_time("2024-01-01T00")
 @pytest.fixture(scope="module")
 def drawn():
     nature = NatureRun(3, seed=1)
-    raw, counts = draw_observations(nature, T0, T0 + 6 * 3600, seed=1, stations=60, surface=80, flights=5)
+    raw, counts = draw_observations(nature, T0, T0 + 6 * 3600, seed=1, density=0.25)
     return nature, raw, counts
 
 
