@@ -9,3 +9,100 @@ from healda_cli.main import app
 
 bench_app = typer.Typer(help="Benchmarks: obs/s, tokens/s, TFLOP/s, GB/s, peak memory.", no_args_is_help=True)
 app.add_typer(bench_app, name="bench")
+
+
+def _report_row(row: dict, as_json: bool) -> None:
+    """One benchmark row: JSON line on stdout with ``--json``, else a two-column table on stderr."""
+    from rich.table import Table
+
+    from healda_cli import console
+
+    if as_json:
+        console.emit_json(row)
+        return
+    table = Table(title=f"bench {row.get('bench', '')}", title_justify="left")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for k, v in row.items():
+        table.add_row(k, str(v))
+    if console.state.verbosity >= 0:
+        console.err.print(table)
+
+
+@bench_app.command("pack")
+def bench_pack_cmd(
+    n: int = typer.Option(30_000_000, "--n", help="Number of synthetic observations."),
+    complevel: int = typer.Option(1, "--complevel", min=0, max=9, help="zlib level of the write; 0 = none."),
+    no_write: bool = typer.Option(False, "--no-write", help="Skip the NetCDF write."),
+    as_json: bool = typer.Option(False, "--json", help="One JSON line on stdout."),
+) -> None:
+    """Observation packing throughput (obs/s) and peak memory on synthetic input."""
+    from healda_core.bench.pack import bench_pack
+
+    _report_row(bench_pack(n=n, complevel=complevel, write=not no_write), as_json)
+
+
+_KERNEL_COLUMNS = ("op", "impl", "N", "pass", "median_ms", "tokens_per_s", "TFLOPs", "GBps", "roofline_frac")
+
+
+def _report_rows(rows: list[dict], as_json: bool, title: str, columns: tuple[str, ...]) -> None:
+    """Many rows: JSON lines on stdout with ``--json``, else one Rich table on stderr."""
+    from rich.table import Table
+
+    from healda_cli import console
+
+    if as_json:
+        for r in rows:
+            console.emit_json(r)
+        return
+    table = Table(title=title, title_justify="left")
+    for c in columns:
+        table.add_column(c, justify="left" if c in ("op", "impl", "pass", "preset") else "right")
+    for r in rows:
+        table.add_row(*[_fmt(r.get(c, "")) for c in columns])
+    if console.state.verbosity >= 0:
+        console.err.print(table)
+
+
+def _fmt(v: object) -> str:
+    if isinstance(v, float):
+        return f"{v:.3g}" if abs(v) < 1e4 else f"{v:.3e}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+@bench_app.command("kernels")
+def bench_kernels_cmd(
+    n: list[int] = typer.Option([10_000_000, 30_000_000], "--n", help="Observation tokens N (repeatable)."),
+    op: list[str] = typer.Option(["pixel_attention", "film", "packing"], "--op",
+                                 help="pixel_attention, film and/or packing (repeatable)."),
+    no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch paths (they are slow)."),
+    torch_max_n: int = typer.Option(10_000_000, "--torch-max-n", help="Largest N timed on the PyTorch paths."),
+    reps: int = typer.Option(10, "--reps", min=3, help="Timed repetitions (median reported)."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+) -> None:
+    """Triton kernels vs the PyTorch paths: fwd and fwd+bwd ms, tokens/s, TFLOP/s, GB/s, roofline fraction."""
+    from healda_cli import console
+    from healda_core.bench.kernels import run
+
+    rows = run(ns=n, ops=op, torch_paths=not no_torch, torch_max_n=torch_max_n, reps=reps, progress=console.verbose)
+    _report_rows(rows, as_json, "bench kernels (H200 peaks: 783 TFLOP/s bf16, 4.24 TB/s)", _KERNEL_COLUMNS)
+
+
+@bench_app.command("model")
+def bench_model_cmd(
+    preset: str = typer.Option("healda-v2", "--preset", help="A model preset (healda init-ckpt --preset names)."),
+    n: int = typer.Option(10_000_000, "--n", help="Observations per batch."),
+    layers: int = typer.Option(4, "--layers", min=1, help="num_layers override (the default has 32)."),
+    reps: int = typer.Option(5, "--reps", min=3, help="Timed repetitions (median reported)."),
+    no_torch: bool = typer.Option(False, "--no-torch", help="Skip the run on the PyTorch paths."),
+    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+) -> None:
+    """Whole model with and without the kernels: inference and training-step ms, obs/s, peak GiB."""
+    from healda_cli import console
+    from healda_core.bench.model import run
+
+    rows = run(preset=preset, n_obs=n, layers=layers, reps=reps, torch_paths=not no_torch, progress=console.verbose)
+    _report_rows(rows, as_json, f"bench model ({preset})",
+                 ("preset", "layers", "impl", "N", "pass", "median_ms", "obs_per_s", "peak_GiB"))

@@ -94,13 +94,23 @@ def counts_to_cu_seqlens(counts: Int[Tensor, " pixels"]) -> Int[Tensor, " pixels
 def sort_and_pack(
     flat_idx: Int[Tensor, " obs"], total_pixels: int
 ) -> tuple[Int[Tensor, " obs"], Int[Tensor, " pixels"]]:
-    """Stable sort of observations by flat pixel id.
+    """Sort observations by flat pixel id.
+
+    On CUDA (kernels enabled) this is the GPU counting sort of ``healda_core.kernels.packing``: O(N),
+    but the order *within* a pixel follows atomic timing (harmless: attention over a pixel is
+    permutation invariant); with ``torch.use_deterministic_algorithms(True)`` it is stable again.
+    Elsewhere it is a stable sort.
 
     Returns:
-        sorted_order: (N,) int32 permutation; ``flat_idx[sorted_order]`` is non-decreasing and the
-            original order is kept within a pixel (deterministic, unlike the reference's CPU argsort).
+        sorted_order: (N,) int32 permutation; ``flat_idx[sorted_order]`` is non-decreasing.
         counts: (P,) int64 observations per pixel.
     """
+    from healda_core.kernels import kernels_enabled
+
+    if flat_idx.is_cuda and kernels_enabled(flat_idx.device):
+        from healda_core.kernels.packing import counting_sort
+
+        return counting_sort(flat_idx, total_pixels)
     flat = flat_idx.long()
     counts = torch.bincount(flat, minlength=total_pixels)
     if counts.numel() > total_pixels:

@@ -1,0 +1,92 @@
+"""``healda bench pack``: throughput and peak memory of observation packing on synthetic input.
+
+Generates ``n`` synthetic raw observations in memory (a UFS-like mix: 2/3 microwave radiances on 4 sensors,
+1/3 conventional t/q/u/v/ps with pressure only, so heights are derived), then times the pipeline stages of
+``pack-obs`` after reading: QC + normalisation, framing, pixels + counting sort + gather
+(:func:`~healda_core.obs.packing.pack_arrays`), and the NetCDF write. Peak memory is the process's peak
+resident set size (``resource.getrusage``), which includes the synthetic input itself.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import tempfile
+import time
+
+import numpy as np
+
+from healda_core.obs.packed import write_packed
+from healda_core.obs.packing import pack_arrays
+from healda_core.obs.qc import run_qc
+from healda_core.obs.raw import COLUMNS, RawObs
+
+T0 = 1704067200  # 2024-01-01T00Z
+_CHUNK = 1 << 22
+
+
+def _fill_chunk(cols: dict[str, np.ndarray], s: slice, rng: np.random.Generator) -> None:
+    n = s.stop - s.start
+    conv = rng.random(n) < 1 / 3
+    sensor = np.where(conv, 6, rng.choice(np.array([0, 1, 2, 3], np.uint8), n))
+    code = rng.choice(np.array([4, 5, 6, 7, 8], np.uint16), n)
+    cols["sensor"][s] = sensor
+    cols["channel"][s] = np.where(conv, code, rng.integers(1, 6, n))
+    cols["time_ns"][s] = (T0 + rng.integers(-45 * 3600, 3 * 3600, n)) * 1_000_000_000
+    cols["lat"][s] = rng.uniform(-90, 90, n)
+    cols["lon"][s] = rng.uniform(0, 360, n)
+    typical = np.array([0, 0, 0, 0, 1000.0, 0.005, 250.0, 5.0, -2.0], np.float32)
+    cols["value"][s] = np.where(conv, typical[code], 230.0 + rng.standard_normal(n, np.float32) * 20)
+    cols["platform"][s] = np.where(conv, -1, np.where(sensor == 0, 25, 15))
+    for name in ("scan_angle", "sat_zenith", "solar_zenith"):
+        cols[name][s] = np.where(conv, np.nan, rng.uniform(-50, 50, n).astype(np.float32))
+    cols["pressure_hpa"][s] = np.where(conv, rng.uniform(100, 1000, n).astype(np.float32), np.nan)
+    cols["height"][s] = np.nan
+    cols["obs_type"][s] = np.where(conv, np.where(code >= 7, 220, 120), 0)
+
+
+def synthetic_raw(n: int, seed: int = 0) -> RawObs:
+    """``n`` synthetic raw observations around 2024-01-01T00Z (generated chunk-wise to bound memory)."""
+    rng = np.random.default_rng(seed)
+    cols = {name: np.empty(n, dtype=dtype) for name, dtype in COLUMNS.items()}
+    for start in range(0, n, _CHUNK):
+        _fill_chunk(cols, slice(start, min(n, start + _CHUNK)), rng)
+    return RawObs(**cols)
+
+
+def _peak_rss_gb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6  # KiB on Linux
+
+
+def bench_pack(n: int = 30_000_000, complevel: int = 1, write: bool = True, seed: int = 0) -> dict:
+    """Run the benchmark once; returns one row of measurements (times in s, rates in obs/s, memory in GB)."""
+    t = time.perf_counter()
+    raw = synthetic_raw(n, seed)
+    t_gen = time.perf_counter() - t
+    rss_input = _peak_rss_gb()
+    t = time.perf_counter()
+    qc = run_qc(raw)
+    t_qc = time.perf_counter() - t
+    t = time.perf_counter()
+    result = pack_arrays(raw, [T0], qc=qc, consume=True)
+    t_pack = time.perf_counter() - t
+    del raw, qc
+    t_write, size = 0.0, 0
+    if write:
+        with tempfile.TemporaryDirectory() as tmp:
+            path = os.path.join(tmp, "bench.packed.nc")
+            t = time.perf_counter()
+            write_packed(path, result.packed, {}, complevel=complevel)
+            t_write = time.perf_counter() - t
+            size = os.path.getsize(path)
+    total = t_qc + t_pack + t_write
+    return {
+        "bench": "pack", "n_obs": n, "n_packed": result.packed.n_obs, "complevel": complevel if write else None,
+        "generate_s": round(t_gen, 3), "qc_s": round(t_qc, 3), "frame_sort_gather_s": round(t_pack, 3),
+        "write_s": round(t_write, 3), "total_s": round(total, 3),
+        "obs_per_s_in_memory": round(n / (t_qc + t_pack)), "obs_per_s_total": round(n / total),
+        "peak_rss_gb": round(_peak_rss_gb(), 3), "input_rss_gb": round(rss_input, 3),
+        "file_mb": round(size / 1e6, 1), "cpus": os.cpu_count(), "machine": platform.machine(),
+        "numpy": np.__version__,
+    }

@@ -1,0 +1,164 @@
+"""NetCDF helpers shared by the readers: safe open, typed variable reads, fill values, CF time units.
+
+Every file-level problem becomes an :class:`~healda_core.errors.InputError` naming file and variable.
+Float variables come back with ``_FillValue``/``missing_value`` and IODA's large sentinels as NaN; integer
+variables come back as int64 with missing entries replaced by a caller-chosen value.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+from pathlib import Path
+
+import netCDF4
+import numpy as np
+
+from healda_core.errors import InputError, input_error
+
+#: IODA missing values are huge negatives (float -3.3688e38, int32 -2147483643, int64 -9.2e18); GSI uses 1e11.
+FLOAT_SENTINEL = -1.0e37
+INT_SENTINEL = -2147483600
+
+
+def open_nc(path: str | os.PathLike) -> netCDF4.Dataset:
+    """Open ``path`` read-only; empty, missing, truncated or non-NetCDF files raise InputError."""
+    p = Path(path)
+    if not p.exists():
+        raise input_error(p, None, "no such file")
+    if p.is_dir():
+        raise input_error(p, None, "is a directory, not a NetCDF file")
+    if p.stat().st_size == 0:
+        raise input_error(p, None, "empty file (0 bytes)")
+    try:
+        ds = netCDF4.Dataset(p, "r")
+    except (OSError, RuntimeError, ValueError) as exc:
+        raise input_error(p, None, f"not a NetCDF file, or truncated ({exc})") from None
+    ds.set_auto_maskandscale(False)
+    return ds
+
+
+def find_var(ds: netCDF4.Dataset, name: str) -> netCDF4.Variable | None:
+    """Variable ``name`` (``Group/var`` for groups), or None."""
+    node = ds
+    *groups, leaf = name.split("/")
+    for g in groups:
+        if g not in node.groups:
+            return None
+        node = node.groups[g]
+    return node.variables.get(leaf)
+
+
+def _raw(ds: netCDF4.Dataset, path: object, name: str, kinds: str, required: bool) -> tuple[np.ndarray, object] | None:
+    v = find_var(ds, name)
+    if v is None:
+        if required:
+            raise input_error(path, name, "required variable missing")
+        return None
+    kind = np.dtype(v.dtype).kind if not isinstance(v.dtype, type) else "O"
+    if kind not in kinds:
+        want = {"f": "float", "i": "integer", "u": "integer"}
+        raise input_error(path, name, f"wrong dtype {v.dtype}, expected {'/'.join(sorted({want[k] for k in kinds}))}")
+    v.set_auto_maskandscale(False)
+    try:
+        data = np.asarray(v[...])
+    except (OSError, RuntimeError, IndexError, ValueError) as exc:
+        raise input_error(path, name, f"cannot read data, file truncated or corrupt ({exc})") from None
+    return data, v
+
+
+def _fills(v: netCDF4.Variable) -> list[float]:
+    out = []
+    for att in ("_FillValue", "missing_value"):
+        if att in v.ncattrs():
+            out.extend(np.atleast_1d(v.getncattr(att)).tolist())
+    return out
+
+
+def read_float(ds: netCDF4.Dataset, path: object, name: str, required: bool = True,
+               dtype: type = np.float32) -> np.ndarray | None:
+    """Float array of ``name`` (any numeric storage) with every kind of missing value as NaN."""
+    got = _raw(ds, path, name, "fiu", required)
+    if got is None:
+        return None
+    data, v = got
+    bad = np.zeros(data.shape, dtype=bool)
+    for f in _fills(v):
+        bad |= data == np.asarray(f).astype(data.dtype)
+    if data.dtype.kind == "f":
+        bad |= data <= FLOAT_SENTINEL
+    elif data.dtype.kind == "i":
+        bad |= data <= INT_SENTINEL
+    out = data.astype(dtype)
+    out[bad] = np.nan
+    return out
+
+
+def read_int(ds: netCDF4.Dataset, path: object, name: str, required: bool = True, missing: int = -1,
+             kinds: str = "iu") -> np.ndarray | None:
+    """int64 array of integer variable ``name`` with missing values (fills, sentinels) set to ``missing``."""
+    got = _raw(ds, path, name, kinds, required)
+    if got is None:
+        return None
+    data, v = got
+    bad = np.zeros(data.shape, dtype=bool)
+    for f in _fills(v):
+        bad |= data == f
+    if data.dtype.kind == "i":
+        bad |= data <= INT_SENTINEL
+    if data.dtype.kind == "f":
+        bad |= ~np.isfinite(data) | (data <= FLOAT_SENTINEL)
+        data = np.where(bad, 0, data)
+    out = data.astype(np.int64)
+    out[bad] = missing
+    return out
+
+
+_UNIT_NS = {"nanosecond": 1, "microsecond": 1_000, "millisecond": 1_000_000, "second": 1_000_000_000,
+            "minute": 60_000_000_000, "hour": 3_600_000_000_000, "day": 86_400_000_000_000}
+
+
+def time_units_ns(path: object, name: str, units: str | None) -> tuple[int, int]:
+    """(ns per unit, epoch in ns) of CF ``"<unit> since <date>"``; InputError if absent or unparseable."""
+    m = re.fullmatch(r"\s*(\w+?)s?\s+since\s+(.+?)\s*", units or "")
+    if not m or m.group(1).lower() not in _UNIT_NS:
+        raise input_error(path, name, f"time units {units!r} not understood; expected e.g. "
+                          "'seconds since 1970-01-01T00:00:00Z'")
+    ref = m.group(2).replace("Z", "+00:00").replace(" UTC", "+00:00")
+    ref = re.sub(r"^(\d{4}-\d{2}-\d{2}) (\d)", r"\1T\2", ref)
+    try:
+        t = _dt.datetime.fromisoformat(ref)
+    except ValueError:
+        raise input_error(path, name, f"time units {units!r}: cannot parse reference date") from None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+    delta = t - epoch
+    return _UNIT_NS[m.group(1).lower()], (delta.days * 86400 + delta.seconds) * 1_000_000_000
+
+
+def cycle_seconds(text: object) -> int | None:
+    """Seconds since 1970 of a ``YYYYMMDDHH`` cycle stamp (int or str) or an ISO time; None if unparseable."""
+    s = str(text).strip()
+    try:
+        if re.fullmatch(r"\d{10}", s):
+            t = _dt.datetime.strptime(s, "%Y%m%d%H")
+        else:
+            t = _dt.datetime.fromisoformat(s.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=_dt.timezone.utc)
+    return int(t.timestamp())
+
+
+def attr(ds: netCDF4.Dataset, *names: str) -> object | None:
+    """First present global attribute among ``names``."""
+    for n in names:
+        if n in ds.ncattrs():
+            return ds.getncattr(n)
+    return None
+
+
+__all__ = ["InputError", "attr", "cycle_seconds", "find_var", "open_nc", "read_float", "read_int", "time_units_ns"]
