@@ -4,6 +4,7 @@ Public API (imported lazily so ``import healda_core`` stays cheap)::
 
     HealDA, VideoDiT, PixelCrossAttention, ObsTokenizerFiLM   # model (PhysicsNeMo VideoHealDA compatible)
     ObsContext, prepare_obs_context                           # packed observations
+    load_model                                                # checkpoints (any supported format)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ _EXPORTS = {
     "ObsContext": "healda_core.obs.context",
     "PixelGroupMap": "healda_core.obs.context",
     "prepare_obs_context": "healda_core.obs.context",
+    "load_model": "healda_core.checkpoint",
 }
 
 __all__ = ["__version__", *_EXPORTS]

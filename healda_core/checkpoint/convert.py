@@ -1,0 +1,428 @@
+"""Read checkpoints from anywhere, validate them against the model, write safetensors or ``.mdlus``.
+
+Accepted inputs (sniffed from the bytes, not the suffix):
+
+* healda safetensors (:mod:`healda_core.checkpoint.format`);
+* PhysicsNeMo ``.mdlus``: a zip (or legacy tar) of ``model.pt`` + ``args.json`` + ``metadata.json``;
+* NVlabs HealDA ``.checkpoint``: a zip of ``net_state.pth`` (+ ``model.json``/``loop.json``/``metadata.json``);
+  the keys must be ``VideoHealDA`` keys, and the configuration comes from ``--config`` unless one of the JSON
+  members holds ``VideoHealDA`` keyword arguments;
+* a plain ``torch.save``\\ d state_dict (``.pt``/``.pth``; also ``{"state_dict"|"model"|"net"|...: sd}``), with
+  the configuration from ``--config``.
+
+Every ``torch.load`` uses ``weights_only=True``: a file that needs arbitrary pickled objects is refused.
+``module.`` (DDP) and ``_orig_mod.`` (torch.compile) key prefixes are stripped.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import tempfile
+import zipfile
+import zlib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from healda_core.checkpoint.format import (
+    FREQS_KEY,
+    CheckpointHeader,
+    default_conventions,
+    is_safetensors,
+    load_safetensors,
+    now_iso,
+    save_safetensors,
+    weights_sha256,
+)
+from healda_core.errors import CheckpointError
+from healda_core.fileio import atomic_output
+
+PHYSICSNEMO_NAME = "VideoHealDA"
+PHYSICSNEMO_MODULE = "physicsnemo.experimental.models.healda.video_healda"
+PHYSICSNEMO_METADATA = {"physicsnemo_version": "2.2.2", "mdlus_file_version": "0.1.0"}
+_PREFIXES = ("module.", "_orig_mod.")
+_NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "net_state", "ema", "module")
+DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
+
+
+@dataclass
+class LoadedCheckpoint:
+    """A checkpoint read into memory: state_dict (validated), full config, conventions, provenance."""
+
+    state_dict: dict[str, torch.Tensor]
+    config: dict[str, Any]
+    conventions: dict[str, Any]
+    source_format: str
+    path: str
+    extra: dict[str, str] = field(default_factory=dict)
+    known_sha256: str | None = None  # weights hash already verified on read (safetensors)
+
+    def sha256(self) -> str:
+        """:func:`weights_sha256` of the state_dict (the verified header value when unchanged)."""
+        return self.known_sha256 or weights_sha256(self.state_dict)
+
+    @property
+    def n_parameters(self) -> int:
+        return sum(v.numel() for k, v in self.state_dict.items() if k != FREQS_KEY)
+
+    @property
+    def dtype(self) -> str:
+        dts = {v.dtype for k, v in self.state_dict.items() if k != FREQS_KEY and v.is_floating_point()}
+        return "bfloat16" if dts == {torch.bfloat16} else "float32" if dts <= {torch.float32} else "mixed"
+
+    def header(self) -> CheckpointHeader:
+        from healda_core import __version__
+
+        return CheckpointHeader(config=self.config, conventions=self.conventions,
+                                weights_sha256=weights_sha256(self.state_dict), dtype=self.dtype,
+                                healda_version=__version__, extra=self.extra)
+
+
+# --------------------------------------------------------------------------------------------- config
+
+
+def resolve_config(config: dict[str, Any], where: object) -> dict[str, Any]:
+    """Fill defaults, refuse unknown keys, and check that the model can be built from ``config``."""
+    from healda_core.model.healda import default_config
+
+    if not isinstance(config, dict):
+        raise CheckpointError(f"{where}: model configuration must be a JSON object, got {type(config).__name__}")
+    defaults = default_config()
+    unknown = sorted(set(config) - set(defaults))
+    if unknown:
+        raise CheckpointError(f"{where}: unknown model configuration keys: {', '.join(unknown)}")
+    full = {**defaults, **config}
+    try:
+        with torch.device("meta"):
+            _build(full)
+    except (TypeError, ValueError) as exc:
+        raise CheckpointError(f"{where}: invalid model configuration: {exc}") from None
+    return full
+
+
+def _build(config: dict[str, Any]):
+    from healda_core.model.healda import HealDA
+
+    return HealDA(**config)
+
+
+def load_config_arg(value: str | None) -> dict[str, Any] | None:
+    """``--config``: a JSON file (``args.json`` with ``__args__`` is accepted) or an inline JSON object."""
+    if value is None:
+        return None
+    if value.lstrip().startswith("{"):
+        text = value
+    else:
+        try:
+            text = Path(value).read_text()
+        except OSError as exc:
+            raise CheckpointError(f"--config {value}: cannot read ({exc.strerror or exc})") from None
+    try:
+        cfg = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"--config: neither a readable JSON file nor inline JSON ({exc})") from None
+    if isinstance(cfg, dict) and "__args__" in cfg:
+        cfg = cfg["__args__"]
+    if isinstance(cfg, dict) and isinstance(cfg.get("config"), dict):
+        cfg = cfg["config"]
+    return cfg
+
+
+# --------------------------------------------------------------------------------------------- state_dict
+
+
+def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Remove leading ``module.``/``_orig_mod.`` (any order, repeated) and PhysicsNeMo ``device_buffer``."""
+    out = {}
+    for k, v in sd.items():
+        key = k
+        changed = True
+        while changed:
+            changed = False
+            for p in _PREFIXES:
+                if key.startswith(p):
+                    key, changed = key[len(p):], True
+        if key.endswith("device_buffer") and v.numel() == 0:
+            continue
+        if key in out:
+            raise CheckpointError(f"duplicate key {key!r} after stripping module./_orig_mod. prefixes")
+        out[key] = v
+    return out
+
+
+def expected_freqs(noise_channels: int, max_positions: int = 10000) -> torch.Tensor:
+    """``map_noise.freqs`` by its formula (ARCHITECTURE §3.3), float32."""
+    half = noise_channels // 2
+    k = torch.arange(half, dtype=torch.float32) / max(half - 1, 1)
+    return (1.0 / max_positions) ** k
+
+
+def _short(names: list[str], n: int = 8) -> str:
+    return ", ".join(names[:n]) + (f", … ({len(names)} in all)" if len(names) > n else "")
+
+
+def validate_state_dict(sd: dict[str, torch.Tensor], config: dict[str, Any], where: object) -> dict[str, torch.Tensor]:
+    """Check ``sd`` against the model built from ``config``: key set, shapes, floating dtypes, freqs values.
+
+    Returns the state_dict with ``map_noise.freqs`` added (from its formula) when it was absent.
+    """
+    for k, v in sd.items():
+        if not isinstance(v, torch.Tensor):
+            raise CheckpointError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
+    with torch.device("meta"):
+        ref = _build(config).state_dict()
+    sd = dict(sd)
+    freqs = expected_freqs(int(config["noise_channels"]))
+    if FREQS_KEY not in sd:
+        sd[FREQS_KEY] = freqs
+    missing = [k for k in ref if k not in sd]
+    unknown = [k for k in sd if k not in ref]
+    problems = []
+    if missing:
+        problems.append(f"missing keys: {_short(missing)}")
+    if unknown:
+        problems.append(f"unexpected keys: {_short(unknown)}")
+    bad = [f"{k} {tuple(sd[k].shape)} (model {tuple(ref[k].shape)})" for k in ref if k in sd
+           and tuple(sd[k].shape) != tuple(ref[k].shape)]
+    if bad:
+        problems.append(f"shape mismatches: {_short(bad)}")
+    nonfloat = [f"{k} ({sd[k].dtype})" for k in ref if k in sd and not sd[k].is_floating_point()]
+    if nonfloat:
+        problems.append(f"non-floating tensors: {_short(nonfloat)}")
+    if problems:
+        raise CheckpointError(f"{where}: state_dict does not match the model configuration: " + "; ".join(problems))
+    got = sd[FREQS_KEY].float()
+    if not torch.allclose(got, freqs, rtol=1e-6, atol=0.0):
+        raise CheckpointError(f"{where}: {FREQS_KEY} differs from its formula (1e-4)^(k/(n/2-1)) "
+                              f"(max abs diff {float((got - freqs).abs().max()):.3g})")
+    sd[FREQS_KEY] = freqs  # canonical float32 values
+    for k, v in sd.items():
+        if not torch.isfinite(v.float()).all():
+            raise CheckpointError(f"{where}: tensor {k!r} has NaN or infinite values")
+    return {k: sd[k] for k in ref}  # model order
+
+
+def cast_state_dict(sd: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
+    """Cast floating tensors to ``dtype`` (``map_noise.freqs`` stays float32)."""
+    return {k: v if k == FREQS_KEY or not v.is_floating_point() else v.to(dtype) for k, v in sd.items()}
+
+
+# --------------------------------------------------------------------------------------------- readers
+
+
+def _torch_load(source: str | os.PathLike | io.BytesIO, where: object) -> Any:
+    try:
+        kw = {"mmap": True} if isinstance(source, (str, os.PathLike)) else {}
+        return torch.load(source, map_location="cpu", weights_only=True, **kw)
+    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refused checkpoint
+        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
+            raise CheckpointError(f"{where}: refused: the file needs arbitrary pickled objects, which healda never "
+                                  f"loads (torch.load weights_only=True: {msg[:200]})") from None
+        raise CheckpointError(f"{where}: unreadable torch file ({msg[:200]})") from None
+
+
+def _as_state_dict(obj: Any, where: object) -> dict[str, torch.Tensor]:
+    if isinstance(obj, dict) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        return dict(obj)
+    if isinstance(obj, dict):
+        for key in _NESTED_KEYS:
+            if key in obj:
+                return _as_state_dict(obj[key], f"{where}[{key!r}]")
+    raise CheckpointError(f"{where}: no state_dict found (a dict of tensors, or one under "
+                          f"{', '.join(repr(k) for k in _NESTED_KEYS)})")
+
+
+def _find_config(obj: Any) -> dict[str, Any] | None:
+    """A dict of ``VideoHealDA`` keyword arguments anywhere inside a JSON document (NVlabs files)."""
+    from healda_core.model.healda import default_config
+
+    keys = set(default_config())
+    if isinstance(obj, dict):
+        if "__args__" in obj and isinstance(obj["__args__"], dict):
+            return obj["__args__"]
+        if len(keys & set(obj)) >= 3 and set(obj) <= keys:
+            return obj
+        for v in obj.values():
+            found = _find_config(v)
+            if found is not None:
+                return found
+    elif isinstance(obj, str) and obj.lstrip().startswith("{"):
+        try:
+            return _find_config(json.loads(obj))
+        except json.JSONDecodeError:
+            return None
+    return None
+
+
+def _member(names: list[str], base: str) -> str | None:
+    hits = [n for n in names if n == base or n.endswith("/" + base)]
+    return min(hits, key=len) if hits else None
+
+
+def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, dict]:
+    try:
+        zf = zipfile.ZipFile(path)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated zip ({exc})") from None
+    with zf:
+        names = zf.namelist()
+        try:
+            bad = zf.testzip()
+        except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
+            raise CheckpointError(f"{path}: corrupt zip ({exc})") from None
+        if bad is not None:
+            raise CheckpointError(f"{path}: corrupt zip: CRC check failed for member {bad!r}")
+        model_pt, args_json, net_state = _member(names, "model.pt"), _member(names, "args.json"), \
+            _member(names, "net_state.pth")
+        with tempfile.TemporaryDirectory(prefix="healda-ckpt-") as tmp:
+            if model_pt and args_json:
+                args = _json_member(zf, args_json, path)
+                name = args.get("__name__")
+                if name not in (PHYSICSNEMO_NAME, "HealDA"):
+                    raise CheckpointError(f"{path}: .mdlus holds a {name!r} model, not {PHYSICSNEMO_NAME}")
+                cfg = args.get("__args__")
+                if not isinstance(cfg, dict):
+                    raise CheckpointError(f"{path}: args.json has no '__args__' object")
+                sd = _torch_load(zf.extract(model_pt, tmp), f"{path}:{model_pt}")
+                meta = _json_member(zf, _member(names, "metadata.json"), path) if _member(names, "metadata.json") \
+                    else {}
+                extra = {"source_physicsnemo_version": str(meta.get("physicsnemo_version", ""))}
+                return _as_state_dict(sd, f"{path}:{model_pt}"), config or cfg, "physicsnemo-mdlus", extra
+            if net_state:
+                cfg = config
+                if cfg is None:
+                    for member in ("model.json", "loop.json", "args.json", "config.json"):
+                        m = _member(names, member)
+                        if m:
+                            cfg = _find_config(_json_member(zf, m, path))
+                            if cfg is not None:
+                                break
+                if cfg is None:
+                    raise CheckpointError(f"{path}: NVlabs checkpoint without VideoHealDA keyword arguments in "
+                                          "model.json/loop.json; pass --config JSON")
+                sd = _torch_load(zf.extract(net_state, tmp), f"{path}:{net_state}")
+                return _as_state_dict(sd, f"{path}:{net_state}"), cfg, "nvlabs-checkpoint", {}
+            if any(n.endswith("data.pkl") for n in names):  # a torch.save file (zip based)
+                if config is None:
+                    raise CheckpointError(f"{path}: a plain state_dict carries no model configuration; pass --config "
+                                          "JSON (a file or inline, e.g. an args.json)")
+                return _as_state_dict(_torch_load(path, path), path), config, "torch-state-dict", {}
+    raise CheckpointError(f"{path}: zip holds neither model.pt+args.json (.mdlus) nor net_state.pth (NVlabs): "
+                          f"{_short(names, 6)}")
+
+
+def _json_member(zf: zipfile.ZipFile, name: str, path: Path) -> dict:
+    try:
+        return json.loads(zf.read(name))
+    except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
+        raise CheckpointError(f"{path}: member {name!r} is not valid JSON ({exc})") from None
+
+
+def _read_tar(path: Path, config: dict | None) -> tuple[dict, dict | None, str, dict]:
+    try:
+        with tarfile.open(path) as tf:
+            members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
+            if "model.pt" not in members or "args.json" not in members:
+                raise CheckpointError(f"{path}: tar archive without model.pt + args.json (not a .mdlus)")
+            args = json.loads(tf.extractfile(members["args.json"]).read())
+            blob = io.BytesIO(tf.extractfile(members["model.pt"]).read())
+    except CheckpointError:
+        raise
+    except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: corrupt or truncated tar .mdlus ({exc})") from None
+    if args.get("__name__") not in (PHYSICSNEMO_NAME, "HealDA"):
+        raise CheckpointError(f"{path}: .mdlus holds a {args.get('__name__')!r} model, not {PHYSICSNEMO_NAME}")
+    sd = _as_state_dict(_torch_load(blob, f"{path}:model.pt"), f"{path}:model.pt")
+    return sd, config or args.get("__args__"), "physicsnemo-mdlus-tar", {}
+
+
+def _is_tar(p: Path) -> bool:
+    try:
+        return tarfile.is_tarfile(p)
+    except (OSError, tarfile.TarError):
+        return False
+
+
+def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = None,
+                    verify: bool = True) -> LoadedCheckpoint:
+    """Read any supported checkpoint, validate it, and return it in canonical (model) key order.
+
+    ``config`` overrides the configuration stored in the file (required for plain state_dicts).
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise CheckpointError(f"{p}: no such checkpoint file")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"{p}: empty file")
+    extra: dict[str, str] = {}
+    conventions = None
+    verified_sha = None
+    if is_safetensors(p):
+        sd, header = load_safetensors(p, verify=verify)
+        cfg, fmt, conventions = config or header.config, "healda-safetensors", header.conventions
+        extra = dict(header.extra)
+        verified_sha = header.weights_sha256 if verify else None
+    else:
+        with open(p, "rb") as fh:
+            magic = fh.read(4)
+        if magic[:2] == b"PK":
+            if not zipfile.is_zipfile(p):
+                raise CheckpointError(f"{p}: truncated or corrupt zip archive (no central directory)")
+            sd, cfg, fmt, extra = _read_zip(p, config)
+        elif _is_tar(p):
+            sd, cfg, fmt, extra = _read_tar(p, config)
+        else:
+            obj = _torch_load(p, p)  # legacy (non-zip) torch.save files
+            if config is None:
+                raise CheckpointError(f"{p}: a plain state_dict carries no model configuration; pass --config JSON")
+            sd, cfg, fmt = _as_state_dict(obj, p), config, "torch-state-dict"
+    if cfg is None:
+        raise CheckpointError(f"{p}: no model configuration found; pass --config JSON")
+    cfg = resolve_config(cfg, p)
+    sd = validate_state_dict(strip_prefixes(sd), cfg, p)
+    conv = default_conventions(cfg)
+    if conventions:
+        conv.update({k: v for k, v in conventions.items()})
+        for k in ("level_in", "level_model", "time_length"):
+            conv[k] = int(cfg[k])  # the model configuration is authoritative for these
+    extra.setdefault("source", fmt)
+    ck = LoadedCheckpoint(state_dict=sd, config=cfg, conventions=conv, source_format=fmt, path=str(p), extra=extra)
+    ck.known_sha256 = verified_sha
+    return ck
+
+
+# --------------------------------------------------------------------------------------------- writers
+
+
+def write_safetensors(ckpt: LoadedCheckpoint, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``ckpt`` as a healda safetensors checkpoint (atomic)."""
+    ckpt.extra.setdefault("created", now_iso())
+    header = ckpt.header()
+    with atomic_output(out, overwrite) as tmp:
+        save_safetensors(tmp, ckpt.state_dict, header)
+    return Path(out)
+
+
+def write_mdlus(ckpt: LoadedCheckpoint, out: str | os.PathLike, overwrite: bool = False) -> Path:
+    """Write ``ckpt`` as a PhysicsNeMo ``.mdlus`` zip (``model.pt`` + ``args.json`` + ``metadata.json``)."""
+    args = {"__name__": PHYSICSNEMO_NAME, "__module__": PHYSICSNEMO_MODULE, "__args__": ckpt.config}
+    with atomic_output(out, overwrite) as tmp, zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as zf:
+        with zf.open("model.pt", "w", force_zip64=True) as fh:
+            torch.save({k: v.contiguous() for k, v in ckpt.state_dict.items()}, fh)
+        zf.writestr("args.json", json.dumps(args))
+        zf.writestr("metadata.json", json.dumps(PHYSICSNEMO_METADATA))
+    return Path(out)
+
+
+def info_dict(ckpt: LoadedCheckpoint) -> dict[str, Any]:
+    """What ``convert-ckpt --info`` reports."""
+    return {"path": ckpt.path, "format": ckpt.source_format, "parameters": ckpt.n_parameters, "dtype": ckpt.dtype,
+            "tensors": len(ckpt.state_dict), "weights_sha256": ckpt.sha256(),
+            "config": ckpt.config, "conventions": ckpt.conventions,
+            **{k: v for k, v in ckpt.extra.items() if k in ("preset", "source", "created", "healda_version")}}

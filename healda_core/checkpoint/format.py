@@ -1,0 +1,211 @@
+"""The healda checkpoint format: safetensors weights + a JSON header, no pickle.
+
+A healda checkpoint (``*.safetensors``) is a plain safetensors file whose ``__metadata__`` (a str → str map)
+holds:
+
+| key | content |
+|---|---|
+| ``format`` | ``"healda-checkpoint"`` |
+| ``format_version`` | ``"1"`` |
+| ``healda_version`` | software version that wrote the file |
+| ``config`` | JSON: every ``HealDA`` constructor keyword (PhysicsNeMo ``VideoHealDA`` ``args.json`` names) |
+| ``conventions`` | JSON: the data conventions the weights were trained with (see :func:`default_conventions`) |
+| ``weights_sha256`` | SHA-256 over every tensor (name, dtype, shape, bytes, in sorted name order) |
+| ``dtype`` | ``float32`` or ``bfloat16`` (floating tensors; ``map_noise.freqs`` is always float32) |
+| ``preset``, ``source``, ``created`` | optional provenance (preset name, source format, ISO time) |
+
+Reading never executes code: safetensors parses a JSON header and raw buffers. The weight hash is checked
+on every load, so a flipped byte anywhere in the data section is refused.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from healda_core.errors import CheckpointError
+
+FORMAT_NAME = "healda-checkpoint"
+FORMAT_VERSION = "1"
+SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
+FREQS_KEY = "dit.conditioning_embedder.map_noise.freqs"
+
+#: names of the data-convention fields compared with packed observation files
+CONVENTION_KEYS = ("pixel_order", "level_in", "level_model", "time_length", "metadata_features",
+                   "channel_vocabulary", "obs_stats_sha256", "output_variables", "output_stats_sha256",
+                   "static_inputs", "frame_step")
+
+
+def era5_stats_sha256() -> str:
+    """SHA-256 of the shipped ERA5 output statistics (``era5_13_levels_stats.csv``)."""
+    from importlib import resources
+
+    data = (resources.files("healda_core") / "data" / "stats" / "era5_13_levels_stats.csv").read_bytes()
+    return hashlib.sha256(data).hexdigest()
+
+
+def obs_stats_sha256() -> str:
+    """SHA-256 of the shipped observation normalisation tables (the value pack-obs records)."""
+    from healda_core.obs.stats import stats_sha256
+
+    return stats_sha256()
+
+
+def default_conventions(config: dict[str, Any]) -> dict[str, Any]:
+    """Data conventions of the v2-UFS recipe for a model ``config`` (DATA §1–§4).
+
+    These are what PhysicsNeMo ``VideoHealDA`` checkpoints imply: PAD_XY pixels, 50 ``features_v2``
+    metadata columns, the UFS/GSI + conv-plevel channel vocabulary, the shipped normalisation tables,
+    74 ERA5 outputs on 13 pressure levels, orography + land fraction static inputs, 6-hourly frames.
+    """
+    meta = int(config.get("obs_meta_dim", 50))
+    return {
+        "pixel_order": "earth2grid_healpix_pad_xy",
+        "level_in": int(config["level_in"]),
+        "level_model": int(config["level_model"]),
+        "time_length": int(config["time_length"]),
+        "metadata_features": "healda_features_v2" if meta == 50 else f"unknown_{meta}",
+        "channel_vocabulary": "ufs-gsi+conv-plevel",
+        "obs_stats_sha256": obs_stats_sha256(),
+        "output_variables": "era5_13_levels_74" if int(config["out_channels"]) == 74
+        else f"unknown_{int(config['out_channels'])}",
+        "output_stats_sha256": era5_stats_sha256(),
+        "static_inputs": "orog,lfrac" if int(config["in_channels"]) == 2 else f"unknown_{config['in_channels']}",
+        "frame_step": "PT6H",
+    }
+
+
+@dataclass
+class CheckpointHeader:
+    """The parsed JSON header of a healda checkpoint."""
+
+    config: dict[str, Any]
+    conventions: dict[str, Any]
+    weights_sha256: str
+    dtype: str = "float32"
+    healda_version: str = ""
+    format_version: str = FORMAT_VERSION
+    extra: dict[str, str] = field(default_factory=dict)  # preset, source, created, ...
+
+    def to_metadata(self) -> dict[str, str]:
+        md = {"format": FORMAT_NAME, "format_version": self.format_version, "healda_version": self.healda_version,
+              "config": json.dumps(self.config, sort_keys=True), "dtype": self.dtype,
+              "conventions": json.dumps(self.conventions, sort_keys=True), "weights_sha256": self.weights_sha256}
+        md.update({k: str(v) for k, v in self.extra.items() if v is not None})
+        return md
+
+    @classmethod
+    def from_metadata(cls, path: object, md: dict[str, str] | None) -> CheckpointHeader:
+        if not md or md.get("format") != FORMAT_NAME:
+            raise CheckpointError(f"{path}: safetensors file without a healda header (format != {FORMAT_NAME!r}); "
+                                  "convert it with `healda convert-ckpt IN --config JSON`")
+        if md.get("format_version") != FORMAT_VERSION:
+            raise CheckpointError(f"{path}: unsupported healda checkpoint format_version {md.get('format_version')!r} "
+                                  f"(this healda reads {FORMAT_VERSION})")
+        try:
+            config = json.loads(md["config"])
+            conventions = json.loads(md.get("conventions", "{}"))
+        except (KeyError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: corrupt healda header ({exc})") from None
+        known = {"format", "format_version", "healda_version", "config", "conventions", "weights_sha256", "dtype"}
+        return cls(config=config, conventions=conventions, weights_sha256=md.get("weights_sha256", ""),
+                   dtype=md.get("dtype", "float32"), healda_version=md.get("healda_version", ""),
+                   format_version=md["format_version"], extra={k: v for k, v in md.items() if k not in known})
+
+
+def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
+    """SHA-256 over (name, dtype, shape, raw bytes) of every tensor, in sorted name order."""
+    h = hashlib.sha256()
+    for name in sorted(state_dict):
+        t = state_dict[name].detach().cpu().contiguous()
+        h.update(name.encode())
+        h.update(str(t.dtype).encode())
+        h.update(json.dumps(list(t.shape)).encode())
+        if t.numel():
+            h.update(t.view(torch.uint8).numpy().tobytes() if t.dtype != torch.bool else t.numpy().tobytes())
+    return h.hexdigest()
+
+
+def is_safetensors(path: str | os.PathLike) -> bool:
+    """True if the file starts like a safetensors file (8-byte little-endian length, then ``{``)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(9)
+    except OSError:
+        return False
+    if len(head) < 9 or head[8:9] != b"{":
+        return False
+    (n,) = struct.unpack("<Q", head[:8])
+    return 0 < n < SAFETENSORS_MAX_HEADER
+
+
+def read_raw_header(path: str | os.PathLike) -> dict[str, Any]:
+    """The safetensors JSON header (tensor table + ``__metadata__``) without reading any tensor."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as fh:
+            (n,) = struct.unpack("<Q", fh.read(8))
+            if n >= SAFETENSORS_MAX_HEADER or 8 + n > size:
+                raise CheckpointError(f"{p}: truncated or corrupt safetensors header")
+            header = json.loads(fh.read(n))
+    except CheckpointError:
+        raise
+    except (OSError, struct.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise CheckpointError(f"{p}: unreadable safetensors header ({exc})") from None
+    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if 8 + n + end != size:
+        raise CheckpointError(f"{p}: file size {size} B does not match its header ({8 + n + end} B): truncated or "
+                              "corrupt")
+    return header
+
+
+def read_header(path: str | os.PathLike) -> CheckpointHeader:
+    """Parse the healda header of a safetensors checkpoint (cheap: no tensor is read)."""
+    return CheckpointHeader.from_metadata(path, read_raw_header(path).get("__metadata__"))
+
+
+def save_safetensors(path: str | os.PathLike, state_dict: dict[str, torch.Tensor], header: CheckpointHeader) -> None:
+    """Write ``state_dict`` + ``header`` to ``path`` (the caller handles atomicity)."""
+    from collections import Counter
+
+    from safetensors.torch import save_file
+
+    cpu = {k: v.detach().cpu().contiguous() for k, v in state_dict.items()}
+    ptrs = Counter(v.untyped_storage().data_ptr() for v in cpu.values() if v.numel())
+    # safetensors refuses tensors that share storage (tied weights, views): clone those
+    tensors = {k: v.clone() if v.numel() and ptrs[v.untyped_storage().data_ptr()] > 1 else v for k, v in cpu.items()}
+    save_file(tensors, str(path), metadata=header.to_metadata())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)  # safetensors creates 0600 files; use the usual permissions
+
+
+def load_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, torch.Tensor], CheckpointHeader]:
+    """Read a healda checkpoint; refuse a corrupt or truncated file or a hash mismatch."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    header = read_header(path)
+    try:
+        sd = load_file(str(path), device="cpu")
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors data ({str(exc).splitlines()[0]})") from None
+    if verify and header.weights_sha256:
+        got = weights_sha256(sd)
+        if got != header.weights_sha256:
+            raise CheckpointError(f"{path}: weight hash mismatch (header {header.weights_sha256[:12]}…, data "
+                                  f"{got[:12]}…): the file is corrupt")
+    return sd, header
+
+
+def now_iso() -> str:
+    return _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
