@@ -60,9 +60,44 @@ def _image(values_nest: np.ndarray, level: int, res: float = 0.5) -> tuple[np.nd
     return np.radians(lon), np.radians(lat), values_nest[pix].reshape(lat2.shape)
 
 
+def _figure():  # noqa: ANN202
+    fig = plt.figure(figsize=(9, 5), dpi=100)
+    return fig, fig.add_subplot(111, projection="mollweide")
+
+
+def _finish(fig, ax, art, title: str, units: str, out: str | os.PathLike, overwrite: bool) -> Path:  # noqa: ANN001
+    ax.grid(True, alpha=0.3)
+    ax.set_xticklabels([])
+    fig.colorbar(art, ax=ax, orientation="horizontal", pad=0.05, fraction=0.05, label=units)
+    ax.set_title(title)
+    with atomic_output(out, overwrite) as tmp:
+        fig.savefig(tmp, format="png", bbox_inches="tight")
+    plt.close(fig)
+    return Path(out)
+
+
+def draw_healpix(values_nest: np.ndarray, out: str | os.PathLike, title: str = "", units: str = "", *,
+                 cmap: str = "viridis", vmin: float | None = None, vmax: float | None = None,
+                 overwrite: bool = False) -> Path:
+    """Mollweide PNG of a NEST-ordered HEALPix field (npix,)."""
+    fig, ax = _figure()
+    lon, lat, img = _image(np.asarray(values_nest, dtype=np.float64), grid.level_of_npix(values_nest.shape[-1]))
+    art = ax.pcolormesh(lon, lat, img, cmap=cmap, vmin=vmin, vmax=vmax, shading="auto")
+    return _finish(fig, ax, art, title, units, out, overwrite)
+
+
+def draw_points(lon_deg: np.ndarray, lat_deg: np.ndarray, values: np.ndarray, out: str | os.PathLike,
+                title: str = "", units: str = "", *, cmap: str = "viridis", overwrite: bool = False,
+                size: float = 2.0) -> Path:
+    """Mollweide PNG of points coloured by ``values``."""
+    fig, ax = _figure()
+    lon = np.radians(((np.asarray(lon_deg, float) + 180) % 360) - 180)
+    art = ax.scatter(lon, np.radians(np.asarray(lat_deg, float)), c=values, s=size, cmap=cmap, linewidths=0)
+    return _finish(fig, ax, art, title, units, out, overwrite)
+
+
 def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level: float | None = None,
-             time: int | None = None, overwrite: bool = False, cmap: str = "viridis",
-             vmin: float | None = None, vmax: float | None = None) -> Path:
+             time: int | None = None, overwrite: bool = False) -> Path:
     """Draw ``var`` of ``path`` on a Mollweide map and write a PNG to ``out`` (atomically).
 
     Args:
@@ -78,24 +113,8 @@ def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level
     with ds:
         data, where = _select(ds, p, var, level, time)
         units = getattr(ds.variables[var], "units", "")
-        long_name = getattr(ds.variables[var], "long_name", var)
-        is_obs = ds.variables[var].dimensions[-1] == "obs"
-        lonlat = (ds.variables["lon"][:], ds.variables["lat"][:]) if is_obs else None
-    fig = plt.figure(figsize=(9, 5), dpi=100)
-    ax = fig.add_subplot(111, projection="mollweide")
-    if is_obs:
-        lon = np.radians(((np.asarray(lonlat[0], float) + 180) % 360) - 180)
-        art = ax.scatter(lon, np.radians(np.asarray(lonlat[1], float)), c=data, s=2, cmap=cmap, vmin=vmin, vmax=vmax,
-                         linewidths=0)
-    else:
-        lvl = grid.level_of_npix(data.shape[-1])
-        lon, lat, img = _image(data, lvl)
-        art = ax.pcolormesh(lon, lat, img, cmap=cmap, vmin=vmin, vmax=vmax, shading="auto")
-    ax.grid(True, alpha=0.3)
-    ax.set_xticklabels([])
-    fig.colorbar(art, ax=ax, orientation="horizontal", pad=0.05, fraction=0.05, label=units)
-    ax.set_title(f"{long_name} ({var}) {where}".strip())
-    with atomic_output(out, overwrite) as tmp:
-        fig.savefig(tmp, format="png", bbox_inches="tight")
-    plt.close(fig)
-    return Path(out)
+        title = f"{getattr(ds.variables[var], 'long_name', var)} ({var}) {where}".strip()
+        if ds.variables[var].dimensions[-1] == "obs":
+            lon, lat = ds.variables["lon"][:], ds.variables["lat"][:]
+            return draw_points(lon, lat, data, out, title, units, overwrite=overwrite)
+    return draw_healpix(data, out, title, units, overwrite=overwrite)

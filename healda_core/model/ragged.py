@@ -19,11 +19,13 @@ import torch
 from jaxtyping import Float, Int
 from torch import Tensor
 
-_CHUNK_ELEMS = 1 << 23  # ~32 MB of fp32 per (chunk, heads, head_dim) transient
+_CHUNK_ELEMS = 1 << 23  # CPU: ~32 MB of fp32 per (chunk, heads, head_dim) transient (cache friendly)
+_CHUNK_ELEMS_CUDA = 1 << 28  # GPU: ~1 GB transients, so 10M tokens take a few launches, not thousands
 
 
-def _chunk_size(n_q: int, width: int) -> int:
-    return max(256, _CHUNK_ELEMS // max(1, n_q * width))
+def _chunk_size(n_q: int, width: int, device: torch.device | None = None) -> int:
+    elems = _CHUNK_ELEMS_CUDA if device is not None and device.type == "cuda" else _CHUNK_ELEMS
+    return max(256, elems // max(1, n_q * width))
 
 
 def segment_ids(cu_seqlens_k: Int[Tensor, " p1"], n_tokens: int) -> Int[Tensor, " n"]:
@@ -50,7 +52,7 @@ class _RaggedAttention(torch.autograd.Function):
         n_kv = wk.shape[0] // d
         g = n_q // n_kv
         seg = segment_ids(cu_seqlens_k, n)
-        size = _chunk_size(n_q, d)
+        size = _chunk_size(n_q, d, q.device)
         s = torch.empty(n, n_q, dtype=ct, device=q.device)
         for a, b in _chunks(n, size):
             k = (x_[a:b] @ wk.T).view(b - a, n_kv, d)
@@ -87,7 +89,7 @@ class _RaggedAttention(torch.autograd.Function):
         dx = torch.empty_like(x_)
         dwk, dwv = torch.zeros_like(wk), torch.zeros_like(wv)
         dbv = torch.zeros(kdim, dtype=q_.dtype, device=q_.device)
-        for a, b in _chunks(n, _chunk_size(n_q, d)):
+        for a, b in _chunks(n, _chunk_size(n_q, d, q_.device)):
             c, sg, x = b - a, seg[a:b], x_[a:b]
             k = (x @ wk.T).view(c, n_kv, d)
             v = _values(x, wv, bv).view(c, n_kv, d)
