@@ -5,7 +5,7 @@ Modes:
 * ``"none"``: keep every activation.
 * ``"full"``: each block keeps only its input; its forward is recomputed in the backward pass.
 * ``"selective"``: as full, but the outputs of the attention kernels (SDPA / flash / cuDNN / efficient, and the
-  ragged pixel cross-attention kernel ``healda::pixel_attn_fwd``) are saved, so the backward recomputes only the cheap matmuls and
+  ragged pixel cross-attention kernel ``healda::ragged_pixel_attn_fwd``) are saved, so the backward recomputes only the cheap matmuls and
   element-wise ops, never the O(X'²) spatial attention. At the 1.5 B default (B=1, T=8, X'=12288, D=1536) a
   saved attention output is 0.3 GB per block in bf16.
 """
@@ -30,9 +30,9 @@ def _saved_ops() -> set:
             ops.add(op.default)
     import contextlib
 
-    with contextlib.suppress(Exception):  # registers healda::pixel_attn_fwd (needs triton; absent on CPU installs)
+    with contextlib.suppress(Exception):  # registers healda::ragged_pixel_attn_fwd (needs triton; absent on CPU installs)
         import healda_core.kernels.pixel_attn_op  # noqa: F401
-    for name in ("pixel_attn_fwd",):
+    for name in ("ragged_pixel_attn_fwd",):
         try:
             ops.add(getattr(torch.ops.healda, name).default)
         except (AttributeError, RuntimeError):

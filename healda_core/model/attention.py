@@ -56,8 +56,8 @@ class MultiHeadSelfAttention(nn.Module):
     def forward(self, x: Float[Tensor, "n s d"]) -> Float[Tensor, "n s d"]:
         n, s, d = x.shape
         q, k, v = self.qkv(x).view(n, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
-        q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
-        o = F.scaled_dot_product_attention(q, k, v)
+        q, k = self.q_norm(q).to(v.dtype).contiguous(), self.k_norm(k).to(v.dtype).contiguous()
+        o = F.scaled_dot_product_attention(q, k, v.contiguous())
         return self.proj(o.transpose(1, 2).reshape(n, s, d))
 
 

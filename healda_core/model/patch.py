@@ -41,7 +41,7 @@ class HEALPixPatchTokenizer(nn.Module):
         self.conv = nn.Conv2d(in_channels, hidden_size, kernel_size=self.p, stride=self.p)
         self.pos_embed = nn.Parameter(torch.randn(npix_coarse, hidden_size))
         lon, _ = grid.pixel_centers(level_coarse, "padxy")
-        self.calendar_embed = CalendarEmbedding(torch.from_numpy(lon), hidden_size // 4)
+        self.calendar_embed = CalendarEmbedding(torch.tensor(lon, dtype=torch.float32), hidden_size // 4)
 
     def forward(self, x: Float[Tensor, "b c t x"], second_of_day: Float[Tensor, "b t"],
                 day_of_year: Float[Tensor, "b t"]) -> Float[Tensor, "b t xc d"]:

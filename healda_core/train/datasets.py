@@ -19,6 +19,7 @@ from __future__ import annotations
 import csv
 import glob
 import os
+from collections import OrderedDict
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
@@ -123,6 +124,9 @@ def _channel_array(ds, name: str, path: str):
     raise input_error(path, name, "missing (no variable for this channel)")
 
 
+CACHE_BYTES = 256 * 2**20  # per process
+
+
 class TargetStore:
     """Normalised target fields (C, X) at given times, PAD_XY order, from one or more files.
 
@@ -144,6 +148,9 @@ class TargetStore:
                 self._index.setdefault(int(s), (fi, ti))
             ds.close()
         self._pid, self._open_ds = None, {}
+        per_time = 4 * len(channels) * grid.npix(level)
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._cache_max = max(8, CACHE_BYTES // per_time)  # a training window reuses each time T times
 
     def times(self) -> np.ndarray:
         return np.array(sorted(self._index), dtype=np.int64)
@@ -158,7 +165,18 @@ class TargetStore:
         return self._open_ds[fi]
 
     def read(self, time_s: int) -> np.ndarray:
-        """(C, X) float32 normalised fields at ``time_s`` (seconds since 1970), PAD_XY order."""
+        """(C, X) float32 normalised fields at ``time_s`` (seconds since 1970), PAD_XY order (LRU-cached)."""
+        key = int(time_s)
+        if key in self._cache:
+            self._cache.move_to_end(key)
+            return self._cache[key]
+        out = self._read(key)
+        self._cache[key] = out
+        if len(self._cache) > self._cache_max:
+            self._cache.popitem(last=False)
+        return out
+
+    def _read(self, time_s: int) -> np.ndarray:
         if int(time_s) not in self._index:
             raise InputError(f"targets: no field at {np.datetime64(int(time_s), 's')} in {len(self.paths)} file(s)")
         fi, ti = self._index[int(time_s)]

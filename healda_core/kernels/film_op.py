@@ -1,0 +1,244 @@
+"""``healda::film_tokenizer_fwd`` / ``healda::film_tokenizer_bwd``: torch.library ops around the fused FiLM tokenizer kernels.
+
+:func:`film_tokenize` is what ``ObsTokenizerFiLM.forward`` calls on the kernel path. It returns the
+tokens in the autocast dtype when autocast is on for the device (bf16 in the model's mixed-precision
+runs), else in the parameters' dtype, like ``forward_torch``. Gradients flow to every parameter
+(the three embedding tables, cond_mlp.0 / .1 / .3 weights and biases) and, when they require it, to
+obs and float_metadata. Layouts the kernel does not cover (a width above 256) fall back to
+``module.forward_torch``.
+
+Precision: the products run as TF32 on the GPU (fp32 operands, fp32 accumulation); LayerNorm, SiLU and
+every accumulator are fp32. Embedding gradients use fp32 atomics, except under
+``torch.use_deterministic_algorithms(True)``, where per-row gradients are reduced on the host
+deterministically. Dense weight gradients are always deterministic (per-program partials).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from healda_core.kernels import film as K
+from healda_core.kernels.tuning import Tuner, bucket
+
+MAX_PAD = 256
+
+FWD = Tuner("film_fwd",
+            [dict(BLOCK_M=bm, num_warps=w, num_stages=s) for bm, w, s in
+             [(64, 4, 2), (128, 4, 2), (128, 8, 2), (64, 4, 1), (256, 8, 2)]],
+            dict(BLOCK_M=128, num_warps=4, num_stages=2))
+BWD = Tuner("film_bwd",
+            [dict(BLOCK_M=bm, num_warps=w, num_stages=1, PROGS_PER_SM=pp) for bm, w, pp in
+             [(64, 4, 2), (64, 8, 2), (128, 8, 1), (64, 4, 4), (32, 4, 4), (128, 8, 2)]],
+            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=2))
+
+
+def _pow2(n: int) -> int:
+    return max(16, 1 << (max(1, n) - 1).bit_length())
+
+
+def _prec(device: torch.device) -> str:
+    return "tf32" if device.type == "cuda" else "ieee"
+
+
+def _dims(meta: Tensor, e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, w2: Tensor) -> dict:
+    m, e1, e2 = meta.shape[1], e_type.shape[1], e_chan.shape[1]
+    e3 = e_plat.shape[1] if e_plat is not None else 0
+    h, f = w1.shape[0], w2.shape[0] // 2
+    if w1.shape[1] != m + e1 + e2 + e3 or w2.shape[1] != h or w2.shape[0] != 2 * f:
+        raise ValueError(f"FiLM weights do not match: W1 {tuple(w1.shape)} for cond_dim {m + e1 + e2 + e3}, "
+                         f"W2 {tuple(w2.shape)} for hidden {h}")
+    return dict(M=m, E1=e1, E2=e2, E3=e3, H=h, F=f)
+
+
+def _consts(dm: dict) -> dict:
+    return dict(M_PAD=_pow2(dm["M"]), E1_PAD=_pow2(dm["E1"]), E2_PAD=_pow2(dm["E2"]), E3_PAD=_pow2(dm["E3"]),
+                H_PAD=_pow2(dm["H"]), F_PAD=_pow2(dm["F"]), HAS_PLAT=dm["E3"] > 0)
+
+
+def supported(meta_dim: int, e1: int, e2: int, e3: int, hidden: int, out_dim: int) -> bool:
+    """Whether the kernels cover these widths (each padded width at most 256)."""
+    return max(_pow2(v) for v in (meta_dim, e1, e2, max(e3, 1), hidden, out_dim)) <= MAX_PAD
+
+
+def _key(kind: str, dm: dict, n: int, out_dtype: torch.dtype) -> tuple:
+    return (kind, str(out_dtype).removeprefix("torch."), dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"],
+            bucket(n))
+
+
+def _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2):  # noqa: ANN001
+    c = [t.contiguous() for t in (obs, meta, obs_type, channel, platform, e_type, e_chan)]
+    c.append(e_plat.contiguous() if e_plat is not None else c[5])
+    c += [t.contiguous() for t in (w1, b1, ln_w, ln_b, w2, b2)]
+    return c
+
+
+def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> None:
+    n = out.shape[0]
+    if n == 0:
+        return
+    grid = (triton_cdiv(n, cfg["BLOCK_M"]),)
+    K._film_fwd_kernel[grid](*args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
+                             **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device),
+                             num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+
+
+def triton_cdiv(a: int, b: int) -> int:
+    return (a + b - 1) // b
+
+
+def _part_size(c: dict) -> int:
+    return c["H_PAD"] * (c["M_PAD"] + c["E1_PAD"] + c["E2_PAD"] + c["E3_PAD"] + 3) + c["F_PAD"] * (2 * c["H_PAD"] + 2)
+
+
+def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows_mode: bool, need_dobs: bool,
+                need_dmeta: bool, n_embed: tuple[int, int, int]):
+    """One backward run into fresh buffers: (part sums, emb grads (3), d_obs | None, d_meta | None)."""
+    dev, n = d_out.device, d_out.shape[0]
+    c = _consts(dm)
+    f32 = dict(device=dev, dtype=torch.float32)
+    if rows_mode:
+        gem = [torch.empty(n, max(dm[k], 1), **f32) for k in ("E1", "E2", "E3")]
+    else:
+        gem = [torch.zeros(ne, max(dm[k], 1), **f32) for ne, k in zip(n_embed, ("E1", "E2", "E3"))]
+    d_obs = torch.empty(n, **f32) if need_dobs else None
+    d_meta = torch.empty(n, dm["M"], **f32) if need_dmeta else None
+    tiles = triton_cdiv(n, cfg["BLOCK_M"])
+    sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
+    grid = max(1, min(tiles, sms * cfg["PROGS_PER_SM"]))
+    part = torch.zeros(grid, _part_size(c), **f32)
+    if n:
+        K._film_bwd_kernel[(grid,)](
+            *args, d_out, *gem, d_obs if need_dobs else d_out, d_meta if need_dmeta else d_out, part,
+            n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
+            **c, BLOCK_M=cfg["BLOCK_M"], PREC=_prec(dev), DEMB_ROWS=rows_mode, NEED_DOBS=need_dobs,
+            NEED_DMETA=need_dmeta, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    return part.sum(0), gem, d_obs, d_meta
+
+
+@torch.library.custom_op("healda::film_tokenizer_fwd", mutates_args=())
+def film_fwd(obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor, e_type: Tensor,
+             e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor, ln_b: Tensor, w2: Tensor,
+             b2: Tensor, eps: float, out_dtype: torch.dtype) -> Tensor:
+    """FiLM tokens (N, F) in ``out_dtype``."""
+    dm = _dims(meta, e_type, e_chan, e_plat, w1, w2)
+    args = _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2)
+    out = torch.empty(obs.shape[0], dm["F"], device=obs.device, dtype=out_dtype)
+    cfg = FWD.choose(_key("fwd", dm, obs.shape[0], out_dtype), lambda c: _fwd_launch(c, dm, args, out, eps),
+                     obs.device)
+    _fwd_launch(cfg, dm, args, out, eps)
+    return out
+
+
+@film_fwd.register_fake
+def _(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps, out_dtype):  # noqa: ANN001
+    dm = _dims(meta, e_type, e_chan, e_plat, w1, w2)
+    return obs.new_empty((obs.shape[0], dm["F"]), dtype=out_dtype)
+
+
+@torch.library.custom_op("healda::film_tokenizer_bwd", mutates_args=())
+def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor,
+             e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor,
+             ln_b: Tensor, w2: Tensor, b2: Tensor, eps: float, need_dobs: bool,
+             need_dmeta: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                        Tensor]:
+    """(d_obs, d_meta, dE_type, dE_chan, dE_plat, dW1, db1, dγ, dβ, dW2, db2); unused ones are empty."""
+    dm = _dims(meta, e_type, e_chan, e_plat, w1, w2)
+    c = _consts(dm)
+    args = _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2)
+    g = d_out.contiguous()
+    n = obs.shape[0]
+    rows_mode = torch.are_deterministic_algorithms_enabled()
+    n_embed = (e_type.shape[0], e_chan.shape[0], e_plat.shape[0] if e_plat is not None else 1)
+
+    def run(cfg: dict):
+        return _bwd_launch(cfg, dm, args, g, eps, rows_mode, need_dobs, need_dmeta, n_embed)
+
+    cfg = BWD.choose(_key("bwd", dm, n, d_out.dtype), run, obs.device)
+    part, gem, d_obs, d_meta = run(cfg)
+    if rows_mode:
+        ids = (obs_type, channel, platform)
+        tabs = []
+        for k, ne, idx, rows in zip(("E1", "E2", "E3"), n_embed, ids, gem):
+            t = torch.zeros(ne, max(dm[k], 1), device=obs.device, dtype=torch.float32)
+            if n and dm[k]:
+                t.index_put_((idx.long(),), rows, accumulate=True)
+            tabs.append(t)
+        gem = tabs
+    H, M, F = dm["H"], dm["M"], dm["F"]
+    hp, fp = c["H_PAD"], c["F_PAD"]
+    o = 0
+    segs = []
+    for k, pk in (("M", "M_PAD"), ("E1", "E1_PAD"), ("E2", "E2_PAD"), ("E3", "E3_PAD")):
+        segs.append(part[o:o + hp * c[pk]].view(hp, c[pk])[:H, :dm[k]])
+        o += hp * c[pk]
+    gw1 = torch.cat(segs, dim=1)
+    gb1 = part[o:o + H]
+    o += hp
+    gg = part[o:o + H]
+    o += hp
+    gb = part[o:o + H]
+    o += hp
+    gw2a = part[o:o + fp * hp].view(fp, hp)[:F, :H]
+    o += fp * hp
+    gw2b = part[o:o + fp * hp].view(fp, hp)[:F, :H]
+    o += fp * hp
+    gb2 = torch.cat([part[o:o + F], part[o + fp:o + fp + F]])
+    def empty():
+        return obs.new_empty((0,), dtype=torch.float32)
+
+    # outputs must not alias each other: slices of `part` are copied
+    return (d_obs.to(obs.dtype) if need_dobs else empty(), d_meta.to(meta.dtype) if need_dmeta else empty(),
+            gem[0].to(e_type.dtype), gem[1].to(e_chan.dtype),
+            gem[2].to(e_plat.dtype) if e_plat is not None else empty(),
+            gw1.to(w1.dtype), gb1.to(b1.dtype, copy=True), gg.to(ln_w.dtype, copy=True), gb.to(ln_b.dtype, copy=True),
+            torch.cat([gw2a, gw2b]).to(w2.dtype), gb2.to(b2.dtype))
+
+
+@film_bwd.register_fake
+def _(d_out, obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps,  # noqa: ANN001
+      need_dobs, need_dmeta):
+    def empty():
+        return obs.new_empty((0,), dtype=torch.float32)
+
+    like = lambda t: t.new_empty(t.shape)  # noqa: E731
+    return (like(obs) if need_dobs else empty(), like(meta) if need_dmeta else empty(), like(e_type), like(e_chan),
+            like(e_plat) if e_plat is not None else empty(), like(w1), like(b1), like(ln_w), like(ln_b), like(w2),
+            like(b2))
+
+
+def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+    ctx.save_for_backward(*inputs[:14])
+    ctx.has_plat = inputs[7] is not None
+    ctx.eps = inputs[14]
+
+
+def _backward(ctx, d_out):  # noqa: ANN001
+    t = list(ctx.saved_tensors)
+    if not ctx.has_plat:
+        t[7] = None
+    need_obs, need_meta = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+    r = film_bwd(d_out, *t, ctx.eps, need_obs, need_meta)
+    return (r[0] if need_obs else None, r[1] if need_meta else None, None, None, None, r[2], r[3],
+            r[4] if ctx.has_plat else None, *r[5:], None, None)
+
+
+film_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor, channel: Tensor,  # noqa: ANN001
+                  platform: Tensor) -> Tensor:
+    """``ObsTokenizerFiLM`` forward on the fused kernels (falls back to ``module.forward_torch`` for widths
+    the kernel does not cover)."""
+    lin1, ln, _, lin2 = module.cond_mlp
+    plat = module.platform_embedding
+    e3 = plat.weight.shape[1] if plat is not None else 0
+    if not supported(float_metadata.shape[1], module.embed_table.weight.shape[1],
+                     module.channel_embedding.weight.shape[1], e3, lin1.out_features, lin2.out_features // 2) \
+            or ln.weight is None or ln.bias is None or lin1.bias is None or lin2.bias is None:
+        return module.forward_torch(obs, float_metadata, obs_type, channel, platform)
+    dev = obs.device.type
+    out_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else lin1.weight.dtype
+    return film_fwd(obs, float_metadata, obs_type, channel, platform, module.embed_table.weight,
+                    module.channel_embedding.weight, plat.weight if plat is not None else None, lin1.weight,
+                    lin1.bias, ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)

@@ -1,0 +1,276 @@
+"""``healda::ragged_pixel_attn_fwd`` / ``healda::ragged_pixel_attn_bwd``: torch.library ops around the Triton kernels.
+
+:func:`pixel_attention` has the signature of ``healda_core.model.ragged.pixel_attention`` and returns
+(P, n_q, d) in q's dtype with 0 for empty pixels; it is differentiable in q, tokens, w_k, w_v and b_v,
+works under ``torch.compile`` (fake implementations) and is checked with ``torch.library.opcheck``.
+
+Compute precision: bf16/fp16 when q is bf16/fp16 (fp32 accumulation, fp32 softmax statistics), else
+fp32 inputs to the dot products (TF32 on GPU). Weight gradients are returned in the weights' dtypes.
+
+Scheduling: pixels are processed largest first (a stable argsort of the counts, computed once per
+forward and reused by the backward), which shortens the tail on skewed count distributions. The group
+map is accepted for API compatibility and not needed: results do not depend on it.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from healda_core.kernels import pixel_attn as K
+from healda_core.kernels.tuning import Tuner, bucket
+
+MAX_BLOCK_Q = 128
+MAX_PAD = 128
+
+
+def _pow2(n: int) -> int:
+    return max(16, 1 << (max(1, n) - 1).bit_length())
+
+
+@dataclass(frozen=True)
+class HeadPlan:
+    """How query/kv heads are split into kernel phases (one launch each; usually one phase)."""
+
+    n_q: int
+    n_kv: int
+    d: int
+    f: int
+    g: int  # query heads per kv head
+    nkv_p: int  # kv heads per phase
+    block_q: int
+    d_pad: int
+    f_pad: int
+
+    @property
+    def phases(self) -> int:
+        return self.n_kv // self.nkv_p
+
+    @property
+    def rows(self) -> int:
+        return self.g * self.nkv_p
+
+    @property
+    def kp(self) -> int:
+        """Width of the block-diagonal head tile (NKV_P·D_PAD rounded up to a power of two)."""
+        return _pow2(self.nkv_p * self.d_pad)
+
+
+def plan_heads(n_q: int, n_kv: int, d: int, f: int) -> HeadPlan:
+    """Validate a head layout and choose the phase split. Raises ValueError for unsupported layouts.
+
+    Any n_kv dividing n_q works, with any d and F up to 128 and q_per_kv up to 128 (smaller sizes and
+    non-powers of two are padded with masks).
+    """
+    if min(n_q, n_kv, d, f) <= 0:
+        raise ValueError(f"pixel attention needs positive sizes, got n_q={n_q}, n_kv={n_kv}, d={d}, F={f}")
+    if n_q % n_kv:
+        raise ValueError(f"n_q_heads ({n_q}) must be divisible by n_kv_heads ({n_kv})")
+    g = n_q // n_kv
+    if g > MAX_BLOCK_Q:
+        raise ValueError(f"q_per_kv = {g} > {MAX_BLOCK_Q} is not supported by the pixel-attention kernel")
+    d_pad, f_pad = _pow2(d), _pow2(f)
+    if d_pad > MAX_PAD or f_pad > MAX_PAD:
+        raise ValueError(f"d_head ({d}) and token_dim ({f}) must be <= {MAX_PAD} for the pixel-attention kernel")
+    nkv_p = 1
+    for c in range(n_kv, 0, -1):
+        if n_kv % c == 0 and g * c <= MAX_BLOCK_Q and _pow2(c * d_pad) <= MAX_PAD:
+            nkv_p = c
+            break
+    return HeadPlan(n_q, n_kv, d, f, g, nkv_p, _pow2(g * nkv_p), d_pad, f_pad)
+
+
+FWD = Tuner("pixel_attn_fwd",
+            [dict(TILE_K=tk, num_warps=w, num_stages=s) for tk, w, s in
+             [(32, 4, 2), (64, 4, 2), (64, 4, 3), (128, 4, 2), (64, 8, 2), (128, 8, 2)]],
+            dict(TILE_K=64, num_warps=4, num_stages=2))
+BWD = Tuner("pixel_attn_bwd",
+            [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
+             [(32, 4, 2, 4), (64, 4, 2, 4), (64, 4, 1, 4), (64, 8, 2, 2), (128, 8, 2, 2), (32, 4, 2, 8)]],
+            dict(TILE_K=64, num_warps=4, num_stages=2, PROGS_PER_SM=4))
+
+
+def _compute_dtype(q: Tensor) -> torch.dtype:
+    return q.dtype if q.dtype in (torch.bfloat16, torch.float16) else torch.float32
+
+
+def _dot_prec(cd: torch.dtype, device: torch.device) -> str:
+    if device.type != "cuda":  # CPU interpreter: exact fp32 products
+        return "upcast" if cd != torch.float32 else "ieee"
+    return "tf32" if cd == torch.float32 else "ieee"
+
+
+def _key(kind: str, plan: HeadPlan, cd: torch.dtype, n: int, p: int) -> tuple:
+    return (kind, str(cd).removeprefix("torch."), plan.n_q, plan.n_kv, plan.d, plan.f, bucket(n / max(p, 1)),
+            bucket(p))
+
+
+def _schedule(cu: Tensor) -> Tensor:
+    counts = cu[1:] - cu[:-1]
+    if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
+        return torch.arange(counts.shape[0], device=cu.device, dtype=torch.int32)
+    return torch.argsort(counts, descending=True, stable=True).to(torch.int32)
+
+
+def _num_sms(device: torch.device) -> int:
+    if device.type == "cuda":
+        return torch.cuda.get_device_properties(device).multi_processor_count
+    return 4
+
+
+def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, lse, scale):  # noqa: ANN001
+    p = q.shape[0]
+    if p == 0:
+        return
+    prec = _dot_prec(x.dtype, q.device)
+    for ph in range(plan.phases):
+        K._pa_fwd_kernel[(p,)](
+            q, x, wk, wv, bv if bv is not None else wk, cu, order, out, lse,
+            plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
+            G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p, KP=plan.kp,
+            TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec,
+            num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+
+
+def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale):  # noqa: ANN001
+    """Runs every phase; returns the summed weight-gradient partials per phase (fp32)."""
+    p = q.shape[0]
+    kp = plan.kp
+    per = 2 * kp * plan.f_pad + kp
+    grid = max(1, min(p, _num_sms(q.device) * cfg["PROGS_PER_SM"]))
+    prec = _dot_prec(x.dtype, q.device)
+    parts = []
+    for ph in range(plan.phases):
+        part = torch.empty(grid, per, device=q.device, dtype=torch.float32)
+        if p:
+            K._pa_bwd_kernel[(grid,)](
+                q, x, wk, wv, bv if bv is not None else wk, cu, order, out, dout, lse, dq, dx, part,
+                p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
+                G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p, KP=plan.kp,
+                TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec, ACCUM_DX=ph > 0,
+                num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+        else:
+            part.zero_()
+        parts.append(part.sum(0))
+    return parts
+
+
+def _plan_of(q: Tensor, x: Tensor, wk: Tensor) -> HeadPlan:
+    d = q.shape[2]
+    return plan_heads(q.shape[1], wk.shape[0] // d, d, x.shape[1])
+
+
+@torch.library.custom_op("healda::ragged_pixel_attn_fwd", mutates_args=())
+def pixel_attn_fwd(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
+                   cu_seqlens_k: Tensor, max_seqlen_k: int, scale: float) -> tuple[Tensor, Tensor, Tensor]:
+    """(out (P, n_q, d) q.dtype, lse (P, n_q) fp32 log2-domain, order (P,) int32 schedule)."""
+    plan = _plan_of(q, tokens, w_k)
+    cd = _compute_dtype(q)
+    q, x = q.contiguous(), tokens.to(cd).contiguous()
+    wk, wv = w_k.contiguous(), w_v.contiguous()
+    bv = b_v.contiguous() if b_v is not None else None
+    cu = cu_seqlens_k.to(torch.int32).contiguous()
+    p = q.shape[0]
+    out = torch.empty_like(q)
+    lse = torch.empty(p, q.shape[1], device=q.device, dtype=torch.float32)
+    order = _schedule(cu)
+    cfg = FWD.choose(_key("fwd", plan, cd, x.shape[0], p),
+                     lambda c: _fwd_launch(c, plan, q, x, wk, wv, bv, cu, order, out, lse, scale), q.device)
+    _fwd_launch(cfg, plan, q, x, wk, wv, bv, cu, order, out, lse, scale)
+    return out, lse, order
+
+
+@pixel_attn_fwd.register_fake
+def _(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale):  # noqa: ANN001
+    _plan_of(q, tokens, w_k)
+    p, n_q = q.shape[0], q.shape[1]
+    return (q.new_empty(q.shape), q.new_empty((p, n_q), dtype=torch.float32),
+            q.new_empty((p,), dtype=torch.int32))
+
+
+@torch.library.custom_op("healda::ragged_pixel_attn_bwd", mutates_args=())
+def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
+                   cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor, max_seqlen_k: int,
+                   scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dq, dtokens, dw_k, dw_v, db_v); db_v is empty when b_v is None."""
+    plan = _plan_of(q, tokens, w_k)
+    cd = _compute_dtype(q)
+    q, x = q.contiguous(), tokens.to(cd).contiguous()
+    wk, wv = w_k.contiguous(), w_v.contiguous()
+    bv = b_v.contiguous() if b_v is not None else None
+    cu = cu_seqlens_k.to(torch.int32).contiguous()
+    dout, out, lse, order = d_out.contiguous(), out.contiguous(), lse.contiguous(), order.contiguous()
+    dq = torch.empty_like(q)
+    dx = torch.empty_like(x)
+    cfg = BWD.choose(_key("bwd", plan, cd, x.shape[0], q.shape[0]),
+                     lambda c: _bwd_launch(c, plan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale),
+                     q.device)
+    parts = _bwd_launch(cfg, plan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale)
+    kp = plan.kp
+    mats = kp * plan.f_pad
+    dwk, dwv, dbv = [], [], []
+    for part in parts:
+        dwk.append(part[:mats].view(kp, plan.f_pad)[:plan.nkv_p * plan.d_pad].view(plan.nkv_p, plan.d_pad, plan.f_pad)[:, :plan.d, :plan.f].reshape(-1, plan.f))
+        dwv.append(part[mats:2 * mats].view(kp, plan.f_pad)[:plan.nkv_p * plan.d_pad]
+                   .view(plan.nkv_p, plan.d_pad, plan.f_pad)[:, :plan.d, :plan.f]
+                   .reshape(-1, plan.f))
+        dbv.append(part[2 * mats:][:plan.nkv_p * plan.d_pad].view(plan.nkv_p, plan.d_pad)[:, :plan.d].reshape(-1))
+    d_wk = torch.cat(dwk).to(w_k.dtype)
+    d_wv = torch.cat(dwv).to(w_v.dtype)
+    d_bv = torch.cat(dbv).to(b_v.dtype) if b_v is not None else q.new_empty((0,), dtype=torch.float32)
+    return dq, dx.to(tokens.dtype), d_wk, d_wv, d_bv
+
+
+@pixel_attn_bwd.register_fake
+def _(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, max_seqlen_k, scale):  # noqa: ANN001
+    d_bv = b_v.new_empty(b_v.shape) if b_v is not None else q.new_empty((0,), dtype=torch.float32)
+    return (q.new_empty(q.shape), tokens.new_empty(tokens.shape), w_k.new_empty(w_k.shape),
+            w_v.new_empty(w_v.shape), d_bv)
+
+
+def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+    q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale = inputs
+    out, lse, order = output
+    ctx.save_for_backward(q, tokens, w_k, w_v, b_v, cu, order, out, lse)
+    ctx.max_seqlen_k, ctx.scale, ctx.has_bias = max_seqlen_k, scale, b_v is not None
+
+
+def _backward(ctx, d_out, d_lse, d_order):  # noqa: ANN001 - the lse/order gradients are ignored
+    q, tokens, w_k, w_v, b_v, cu, order, out, lse = ctx.saved_tensors
+    dq, dx, dwk, dwv, dbv = pixel_attn_bwd(d_out, q, tokens, w_k, w_v, b_v if ctx.has_bias else None, cu,
+                                           order, out, lse, ctx.max_seqlen_k, ctx.scale)
+    return dq, dx, dwk, dwv, (dbv if ctx.has_bias else None), None, None, None
+
+
+pixel_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None, cu_seqlens_k: Tensor,
+                    max_seqlen_k: int, scale: float | None = None, group_map=None) -> Tensor:  # noqa: ANN001
+    """Ragged GQA pixel cross-attention on the Triton kernels (see ``healda_core.model.ragged``).
+
+    Args:
+        q: (P, n_q, d). tokens: (N, F) sorted by pixel. w_k, w_v: (n_kv·d, F). b_v: (n_kv·d,) or None.
+        cu_seqlens_k: (P+1,) int32 with cu[-1] == N. max_seqlen_k: largest count (informational).
+        scale: logit scale (None → 1/√d). group_map: ignored (results never depend on it).
+
+    Returns:
+        (P, n_q, d) in q's dtype; rows of empty pixels are 0.
+    """
+    if q.ndim != 3 or tokens.ndim != 2:
+        raise ValueError(f"q must be (P, n_q, d) and tokens (N, F); got {tuple(q.shape)} and {tuple(tokens.shape)}")
+    d = q.shape[2]
+    if w_k.shape != w_v.shape or w_k.ndim != 2 or w_k.shape[1] != tokens.shape[1] or w_k.shape[0] % d:
+        raise ValueError(f"w_k and w_v must both be (n_kv*{d}, {tokens.shape[1]}); got {tuple(w_k.shape)}, "
+                         f"{tuple(w_v.shape)}")
+    if b_v is not None and b_v.shape != (w_v.shape[0],):
+        raise ValueError(f"b_v must be ({w_v.shape[0]},), got {tuple(b_v.shape)}")
+    if cu_seqlens_k.shape != (q.shape[0] + 1,):
+        raise ValueError(f"cu_seqlens_k must have P+1 = {q.shape[0] + 1} entries, got {tuple(cu_seqlens_k.shape)}")
+    plan_heads(q.shape[1], w_k.shape[0] // d, d, tokens.shape[1])
+    scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
+    return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]

@@ -1,0 +1,356 @@
+"""Autotuning of the Triton kernels, keyed by shape buckets, with an opt-in persistent cache.
+
+Each kernel has a small list of candidate configs and a key function that maps a call to a *shape
+bucket* (dtype, head layout, log2 buckets of sizes). The first call in a new bucket times every
+candidate on the real inputs (CUDA events, median) and keeps the fastest in memory.
+
+Persistent cache (opt-in, nothing is written unless asked):
+* ``HEALDA_AUTOTUNE_CACHE_DIR=DIR`` (or :func:`configure` ``(cache_dir=DIR, save=True)``, which
+  ``healda autotune --save`` uses) reads ``DIR/healda-autotune-<gpu>-triton<ver>-<src>.json`` at the first
+  lookup and rewrites it whenever a new bucket is tuned. ``<src>`` hashes the kernel sources, so a
+  kernel edit or a Triton upgrade starts a new file.
+* Writes are atomic (temporary file in the same folder + ``os.replace``) and merge what is on disk,
+  so concurrent ranks never leave a torn file; the worst case is one rank's new entry lost.
+* A corrupt or foreign file (other GPU, Triton, sources, format) gives a warning and is ignored:
+  the buckets are re-tuned, never a crash.
+* Deterministic mode (``HEALDA_AUTOTUNE=deterministic``, :func:`configure` ``(deterministic=True)``
+  or ``healda autotune --deterministic``) never times anything: cached config or the default.
+  ``HEALDA_AUTOTUNE=off`` is the same. No tuning happens on the CPU interpreter or during CUDA graph
+  capture either.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import statistics
+import tempfile
+import threading
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+FORMAT = 1
+_SOURCES = ("pixel_attn.py", "film.py", "packing.py")
+_LOCK = threading.Lock()
+
+
+def bucket(n: float) -> int:
+    """log2 bucket of a positive size (0 for n <= 1)."""
+    return 0 if n <= 1 else int(round(math.log2(n)))
+
+
+def _source_hash() -> str:
+    h = hashlib.sha1()
+    here = Path(__file__).resolve().parent
+    for name in _SOURCES:
+        p = here / name
+        if p.exists():
+            h.update(p.read_bytes())
+    return h.hexdigest()[:10]
+
+
+def gpu_tag() -> str:
+    """The current CUDA device name with spaces replaced (``cpu`` without CUDA)."""
+    if not torch.cuda.is_available():
+        return "cpu"
+    return torch.cuda.get_device_name().replace(" ", "-")
+
+
+def _triton_version() -> str:
+    try:
+        import triton
+
+        return triton.__version__
+    except Exception:  # pragma: no cover - triton always present with the kernels
+        return "none"
+
+
+class _State:
+    def __init__(self) -> None:
+        self.cache_dir: Path | None = None
+        self.save = False
+        self.deterministic = False
+        self.loaded = False
+        self.tuned_s = 0.0  # seconds spent timing candidates in this process
+        self.tuned_buckets = 0
+        self.read_env()
+
+    def read_env(self) -> None:
+        d = os.environ.get("HEALDA_AUTOTUNE_CACHE_DIR", "").strip()
+        if d:
+            self.cache_dir, self.save = Path(d).expanduser(), True
+        mode = os.environ.get("HEALDA_AUTOTUNE", "").strip().lower()
+        self.deterministic = mode in ("deterministic", "off", "0", "no", "false")
+
+
+STATE = _State()
+TUNERS: dict[str, Tuner] = {}
+
+
+def configure(cache_dir: str | os.PathLike | None = None, save: bool | None = None,
+              deterministic: bool | None = None) -> None:
+    """Set the cache folder, whether new results are written, and deterministic mode."""
+    with _LOCK:
+        if cache_dir is not None:
+            STATE.cache_dir = Path(cache_dir).expanduser()
+            STATE.loaded = False
+        if save is not None:
+            STATE.save = save
+        if deterministic is not None:
+            STATE.deterministic = deterministic
+
+
+def cache_path() -> Path | None:
+    """The cache file for this GPU, Triton version and kernel sources (None when no folder is set)."""
+    if STATE.cache_dir is None:
+        return None
+    return STATE.cache_dir / f"healda-autotune-{gpu_tag()}-triton{_triton_version()}-{_source_hash()}.json"
+
+
+def _header() -> dict:
+    return {"format": FORMAT, "gpu": gpu_tag(), "triton": _triton_version(), "source": _source_hash()}
+
+
+def _read(path: Path) -> dict[str, dict[str, dict]]:
+    """Kernel name → key → config from ``path``; {} (with a warning) when unreadable or foreign."""
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except (OSError, ValueError) as exc:
+        warnings.warn(f"autotune cache {path} is unreadable ({exc}); re-tuning", stacklevel=3)
+        return {}
+    head = _header()
+    if not isinstance(data, dict) or any(data.get(k) != v for k, v in head.items()) \
+            or not isinstance(data.get("kernels"), dict):
+        warnings.warn(f"autotune cache {path} belongs to another GPU, Triton or kernel version; re-tuning",
+                      stacklevel=3)
+        return {}
+    out: dict[str, dict[str, dict]] = {}
+    for name, entries in data["kernels"].items():
+        if isinstance(entries, dict):
+            out[name] = {k: v for k, v in entries.items() if isinstance(v, dict)}
+    return out
+
+
+def _load() -> None:
+    if STATE.loaded:
+        return
+    STATE.loaded = True
+    path = cache_path()
+    if path is None:
+        return
+    for name, entries in _read(path).items():
+        t = TUNERS.get(name)
+        if t is None:
+            continue
+        for k, cfg in entries.items():
+            if t.valid(cfg):
+                t.cache.setdefault(k, cfg)
+            else:
+                warnings.warn(f"autotune cache {path}: ignoring an invalid {name} entry", stacklevel=2)
+
+
+def save_cache() -> Path | None:
+    """Write every tuned config to the cache file (atomic replace, merged with the file). Returns the path."""
+    path = cache_path()
+    if path is None:
+        return None
+    with _LOCK:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        merged = _read(path)
+        for name, t in TUNERS.items():
+            merged.setdefault(name, {}).update(t.cache)
+        doc = dict(_header(), kernels=merged)
+        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as f:
+                json.dump(doc, f, indent=1, sort_keys=True)
+            os.replace(tmp, path)
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except OSError:
+                pass
+            raise
+    return path
+
+
+def _interpreting() -> bool:
+    return os.environ.get("TRITON_INTERPRET", "0") == "1"
+
+
+def can_time(device: torch.device) -> bool:
+    """Whether candidates can be timed here (a CUDA device, no interpreter, no graph capture)."""
+    return (device.type == "cuda" and not _interpreting() and torch.cuda.is_available()
+            and not torch.cuda.is_current_stream_capturing())
+
+
+def time_ms(fn: Callable[[], object], reps: int = 5) -> float:
+    """Median time of ``fn`` in ms with CUDA events, after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(reps):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        fn()
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e))
+    return statistics.median(times)
+
+
+def overrides() -> dict:
+    """Launch settings forced on every config: ``HEALDA_KERNEL_OVERRIDE="num_warps=2,num_stages=1"``.
+
+    A workaround switch for compiler problems. Default ``num_warps=2``: with 4+ warps Triton 3.6 emits
+    Hopper warpgroup-MMA code for some of these dot shapes that compute-sanitizer flags as out-of-range
+    shared-memory reads (seen on an H200, 2026-11-29); 2 warps keep it on the mma.sync path, which ran clean.
+    ``HEALDA_KERNEL_OVERRIDE=""`` disables the override.
+    """
+    out = {}
+    for item in os.environ.get("HEALDA_KERNEL_OVERRIDE", "num_warps=2").split(","):
+        if "=" in item:
+            k, v = item.split("=", 1)
+            out[k.strip()] = int(v)
+    return out
+
+
+class Tuner:
+    """Candidate configs of one kernel and the in-memory cache bucket-key → config."""
+
+    def __init__(self, name: str, configs: list[dict], default: dict):
+        self.name, self.configs, self.default = name, configs, default
+        self.cache: dict[str, dict] = {}
+        self.fields = set(default)
+        TUNERS[name] = self
+
+    def valid(self, cfg: dict) -> bool:
+        return set(cfg) == self.fields and all(isinstance(v, int) and not isinstance(v, bool) for v in cfg.values())
+
+    def lookup(self, key: tuple) -> dict | None:
+        _load()
+        return self.cache.get(json.dumps(list(key)))
+
+    def choose(self, key: tuple, run: Callable[[dict], object], device: torch.device) -> dict:
+        """The config for ``key``: cached, else tuned by timing ``run(config)`` (when allowed), else default."""
+        ov = {k: v for k, v in overrides().items() if k in self.fields}
+        hit = self.lookup(key)
+        if hit is not None:
+            return {**hit, **ov}
+        cands = []
+        for c in self.configs:
+            c = {**c, **ov}
+            if c not in cands:
+                cands.append(c)
+        if STATE.deterministic or len(cands) < 2 or not can_time(device):
+            return {**self.default, **ov}
+        t0 = time.perf_counter()
+        best, best_ms = {**self.default, **ov}, math.inf
+        for cfg in cands:
+            try:
+                ms = time_ms(lambda c=cfg: run(c), reps=3)
+            except Exception:  # noqa: BLE001 - e.g. out of shared memory/registers: skip the candidate
+                continue
+            if ms < best_ms:
+                best, best_ms = cfg, ms
+        STATE.tuned_s += time.perf_counter() - t0
+        STATE.tuned_buckets += 1
+        self.cache[json.dumps(list(key))] = best
+        if STATE.save and STATE.cache_dir is not None:
+            try:
+                save_cache()
+            except OSError as exc:
+                warnings.warn(f"could not write the autotune cache: {exc}", stacklevel=2)
+        return best
+
+
+def report() -> dict:
+    """What this process tuned or loaded: per kernel, the bucket keys and configs."""
+    return {"cache_file": str(cache_path()) if cache_path() else None, "deterministic": STATE.deterministic,
+            "tuning_seconds": STATE.tuned_s, "tuned_buckets": STATE.tuned_buckets,
+            "kernels": {n: dict(t.cache) for n, t in TUNERS.items()}}
+
+
+def autotune(save: bool = False, cache_dir: str | os.PathLike | None = None, ckpt: str | os.PathLike | None = None,
+             preset: str = "healda-v2", ns: tuple[int, ...] | list[int] = (2_000_000, 10_000_000, 30_000_000),
+             deterministic: bool = False, batch: int = 1, progress: Callable[[str], None] | None = None) -> dict:
+    """Tune (or, deterministic, only look up) every kernel bucket the model will hit on this GPU.
+
+    The layout (heads, widths, pixel count B·T·12·4**level_model) comes from ``ckpt``'s configuration or
+    the named preset; each N in ``ns`` runs the FiLM tokenizer and the pixel attention forward and
+    backward once on synthetic data of the benchmark distribution, plus the packing kernels.
+
+    Raises:
+        AcceleratorError: no CUDA device or the kernels are disabled.
+    """
+    from healda_core.errors import AcceleratorError
+
+    if not torch.cuda.is_available():
+        raise AcceleratorError("autotune needs a CUDA GPU (none is visible to PyTorch)")
+    from healda_core.kernels import kernels_enabled
+
+    if not kernels_enabled(torch.device("cuda")):
+        raise AcceleratorError("the Triton kernels are disabled (HEALDA_KERNELS) or triton is missing")
+    if ckpt is not None:
+        from healda_core.checkpoint import read_checkpoint
+
+        cfg = read_checkpoint(ckpt).config
+    else:
+        from healda_core.presets import preset_config
+
+        cfg = preset_config(preset)
+    from healda_core.model.healda import default_config
+
+    full = default_config()
+    full.update(cfg)
+    cfg = full
+    if cache_dir is None and save and STATE.cache_dir is None:
+        cache_dir = Path("~/.cache/healda/autotune").expanduser()
+    configure(cache_dir=cache_dir, save=save, deterministic=deterministic)
+    say = progress or (lambda s: None)
+    t0 = STATE.tuned_s
+    from healda_core.bench.kernels import counts_for
+    from healda_core.kernels.film_op import film_tokenize
+    from healda_core.kernels.packing import counting_sort
+    from healda_core.kernels.pixel_attn_op import pixel_attention
+    from healda_core.model.film import ObsTokenizerFiLM
+
+    p = batch * cfg["time_length"] * 12 * 4 ** cfg["level_model"]
+    n_q, n_kv, d = cfg["pixel_attn_n_q_heads"], cfg["pixel_attn_n_kv_heads"], cfg["pixel_attn_head_dim"]
+    f = cfg["obs_token_dim"]
+    film = ObsTokenizerFiLM(cfg["obs_meta_dim"], f, 1024, cfg["obs_type_embed_dim"], cfg["channel_embed_dim"],
+                            cfg["platform_embed_dim"], True, cfg["obs_film_hidden_dim"]).cuda()
+    dev = torch.device("cuda")
+    for n in ns:
+        say(f"tuning N={n:,} over P={p:,} pixels")
+        counts = torch.as_tensor(counts_for(n, p), device=dev)
+        cu = torch.zeros(p + 1, dtype=torch.int32, device=dev)
+        cu[1:] = counts.cumsum(0)
+        flat = torch.repeat_interleave(torch.arange(p, device=dev, dtype=torch.int32), counts)
+        counting_sort(flat, p)
+        ids = torch.randint(0, 1024, (n,), device=dev)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            tok = film_tokenize(film, torch.randn(n, device=dev), torch.randn(n, cfg["obs_meta_dim"], device=dev),
+                                ids, ids, ids)
+        torch.autograd.grad(tok.float().sum(), list(film.parameters()))
+        q = torch.randn(p, n_q, d, device=dev, dtype=torch.bfloat16, requires_grad=True)
+        x = tok.detach().requires_grad_()
+        w = (torch.randn(n_kv * d, f, device=dev) / f ** 0.5).requires_grad_()
+        out = pixel_attention(q, x, w, w, None, cu, int(counts.max()))
+        torch.autograd.grad(out, [q, x, w], torch.ones_like(out))
+        del q, x, w, out, tok, ids, flat, cu, counts
+        torch.cuda.empty_cache()
+    rep = report()
+    rep["tuning_seconds"] = STATE.tuned_s - t0
+    rep["written"] = bool(save and rep["cache_file"] and STATE.tuned_buckets)
+    if save and rep["cache_file"]:
+        save_cache()
+        rep["written"] = True
+    return rep

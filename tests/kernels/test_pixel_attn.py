@@ -1,0 +1,161 @@
+"""Pixel cross-attention kernels vs the PyTorch path (``ragged_attention_torch``), forward and every gradient.
+
+On a CPU these run through the Triton interpreter at tiny sizes; on a GPU, on the real kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from healda_core.kernels import pixel_attn_op as op
+from healda_core.model.ragged import ragged_attention_torch
+from healda_core.obs.context import counts_to_cu_seqlens
+from tests.kernels.conftest import DEVICE, gpu, rel_err
+
+
+def make(counts, n_q=16, n_kv=2, d=16, f=16, dtype=torch.float32, bias=True, seed=0):
+    """Inputs with nn.Linear-like weight scales (fp32 weights, q/tokens in ``dtype``)."""
+    g = torch.Generator().manual_seed(seed)
+    counts = torch.tensor(counts, dtype=torch.int64)
+    n = int(counts.sum())
+    q = torch.randn(len(counts), n_q, d, generator=g)
+    x = torch.randn(n, f, generator=g)
+    bound = 1 / math.sqrt(f)
+    wk = (torch.rand(n_kv * d, f, generator=g) * 2 - 1) * bound
+    wv = (torch.rand(n_kv * d, f, generator=g) * 2 - 1) * bound
+    bv = (torch.rand(n_kv * d, generator=g) * 2 - 1) * bound if bias else None
+    go = torch.randn(len(counts), n_q, d, generator=g)
+    to = lambda t, dt: t.to(DEVICE, dt).requires_grad_() if t is not None else None  # noqa: E731
+    return (to(q, dtype), to(x, dtype), to(wk, torch.float32), to(wv, torch.float32), to(bv, torch.float32),
+            counts_to_cu_seqlens(counts).to(DEVICE), int(counts.max()) if len(counts) else 0, go.to(DEVICE, dtype))
+
+
+def check(counts, dtype=torch.float32, fwd_tol=None, bwd_tol=None, **kw):
+    q, x, wk, wv, bv, cu, mx, go = make(counts, dtype=dtype, **kw)
+    scale = 1 / math.sqrt(q.shape[-1])
+    leaves = [t for t in (q, x, wk, wv, bv) if t is not None]
+    out = op.pixel_attention(q, x, wk, wv, bv, cu, mx, scale)
+    assert out.dtype == q.dtype and out.shape == q.shape
+    ref_in = [t.detach().double().requires_grad_() if t is not None else None for t in (q, x, wk, wv, bv)]
+    ref = ragged_attention_torch(*ref_in, cu, scale)
+    empty = (cu[1:] == cu[:-1])
+    assert torch.all(out[empty] == 0), "empty pixels must give exactly 0"
+    fwd_tol = fwd_tol or (5e-3 if dtype != torch.float32 else 2e-5)
+    bwd_tol = bwd_tol or (2e-2 if dtype != torch.float32 else 1e-4)
+    assert rel_err(out, ref) <= fwd_tol, rel_err(out, ref)
+    got = torch.autograd.grad(out, leaves, go)
+    want = torch.autograd.grad(ref, [t for t in ref_in if t is not None], go.double())
+    names = ["q", "tokens", "w_k", "w_v", "b_v"]
+    for name, a, b in zip(names, got, want):
+        assert a.dtype == dict(zip(names, leaves))[name].dtype
+        # inputs and dO are O(1), so gradients are O(1) unless they vanish identically (one-token dQ)
+        assert rel_err(a, b, floor=0.1) <= bwd_tol, (name, rel_err(a, b, floor=0.1))
+    if x.shape[0]:
+        assert torch.all(got[0][empty] == 0)
+
+
+CASES = {
+    "mixed": [0, 1, 5, 0, 12, 3, 70],
+    "non_pow2": [3, 5, 6, 7, 9, 11, 13],
+    "one_token": [0, 1, 0],
+    "zero_tokens": [0, 0, 0],
+}
+
+
+@pytest.mark.parametrize("name", CASES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_fp32_matches_torch(name, bias):
+    check(CASES[name], bias=bias)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_half_precision_within_issue_tolerance(dtype):
+    check([0, 4, 17, 0, 66, 1, 130, 9], dtype=dtype)
+
+
+@pytest.mark.parametrize("n_q, n_kv, d, f", [
+    (6, 3, 5, 7),     # nothing a power of two, q_per_kv = 2 (< 16)
+    (4, 4, 8, 8),     # multi-head (q_per_kv = 1)
+    (8, 1, 16, 24),   # multi-query
+    (16, 8, 32, 16),  # two launches (phases): dtokens accumulated across them
+    (64, 2, 32, 32),  # the model's layout
+])
+def test_head_layouts(n_q, n_kv, d, f):
+    check([2, 0, 9, 1, 33], n_q=n_q, n_kv=n_kv, d=d, f=f)
+
+
+def test_pixel_with_thousands_of_tokens():
+    check([0, 2000, 0, 3, 1], n_q=4, n_kv=1, d=8, f=8)
+
+
+def test_schedule_does_not_change_the_forward(monkeypatch):
+    q, x, wk, wv, bv, cu, mx, _ = make([5, 0, 40, 2, 17, 1])
+    a = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+    monkeypatch.setenv("HEALDA_PA_SCHEDULE", "natural")
+    b = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("n_q, n_kv, d, f, match", [
+    (6, 4, 8, 8, "divisible"),
+    (256, 1, 8, 8, "q_per_kv"),
+    (4, 1, 200, 8, "<= 128"),
+    (4, 1, 8, 300, "<= 128"),
+])
+def test_unsupported_layouts_are_rejected(n_q, n_kv, d, f, match):
+    with pytest.raises(ValueError, match=match):
+        op.plan_heads(n_q, n_kv, d, f)
+
+
+def test_bad_shapes_are_rejected():
+    q, x, wk, wv, bv, cu, mx, _ = make([1, 2])
+    with pytest.raises(ValueError, match="cu_seqlens_k"):
+        op.pixel_attention(q, x, wk, wv, bv, cu[:-1], mx)
+    with pytest.raises(ValueError, match="b_v"):
+        op.pixel_attention(q, x, wk, wv, bv[:-1], cu, mx)
+
+
+def test_model_dispatch_uses_the_kernel(monkeypatch):
+    from healda_core.model import ragged
+
+    calls = []
+    monkeypatch.setattr(op, "pixel_attn_fwd", lambda *a: calls.append(1) or (torch.zeros_like(a[0]),))
+    q, x, wk, wv, bv, cu, mx, _ = make([1, 2])
+    ragged.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.25)
+    assert calls
+    monkeypatch.setenv("HEALDA_KERNELS", "off")
+    calls.clear()
+    ragged.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.25)
+    assert not calls
+
+
+def test_opcheck():
+    q, x, wk, wv, bv, cu, mx, _ = make([2, 0, 5, 1], n_q=4, n_kv=2, d=8, f=8)
+    torch.library.opcheck(torch.ops.healda.ragged_pixel_attn_fwd.default, (q, x, wk, wv, bv, cu, mx, 0.3))
+    torch.library.opcheck(torch.ops.healda.ragged_pixel_attn_fwd.default, (q, x, wk, wv, None, cu, mx, 0.3))
+
+
+def test_torch_compile():
+    q, x, wk, wv, bv, cu, mx, go = make([3, 0, 7, 2])
+    backend = "inductor" if DEVICE.type == "cuda" else "aot_eager"
+    fn = torch.compile(lambda *a: op.pixel_attention(*a, cu, mx, 0.25) * 2.0, backend=backend, fullgraph=True)
+    out = fn(q, x, wk, wv, bv)
+    ref = op.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.25) * 2.0
+    assert rel_err(out, ref) < 1e-6
+    g1 = torch.autograd.grad(out, [q, x, wk], go)
+    g2 = torch.autograd.grad(ref, [q, x, wk], go)
+    for a, b in zip(g1, g2):
+        assert rel_err(a, b) < 1e-6
+
+
+@gpu
+def test_gpu_model_layout_at_scale_bf16():
+    g = torch.Generator().manual_seed(3)
+    p = 3000
+    w = torch.distributions.LogNormal(0.0, 1.0).sample((p,))
+    w[torch.randperm(p, generator=g)[: int(0.35 * p)]] = 0
+    counts = torch.bincount(torch.multinomial(w, 300_000, replacement=True, generator=g), minlength=p)
+    check(counts.tolist(), dtype=torch.bfloat16, n_q=64, n_kv=2, d=32, f=32)

@@ -1,0 +1,83 @@
+"""Autotune cache: opt-in, atomic, corrupt/foreign files re-tune with a warning, deterministic mode."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from healda_core.kernels import tuning
+
+
+@pytest.fixture
+def fresh(monkeypatch, tmp_path):
+    monkeypatch.setattr(tuning, "STATE", tuning._State())
+    monkeypatch.setattr(tuning, "TUNERS", {})
+    monkeypatch.setattr(tuning, "can_time", lambda device: True)
+    monkeypatch.setattr(tuning, "time_ms", lambda fn, reps=5: fn())
+    t = tuning.Tuner("k", [dict(A=1), dict(A=2), dict(A=3)], dict(A=1))
+    return t, tmp_path
+
+
+def _tune(t, key=("x", 1)):
+    calls = []
+    cfg = t.choose(key, lambda c: calls.append(c) or {1: 3.0, 2: 1.0, 3: 2.0}[c["A"]], torch.device("cpu"))
+    return cfg, calls
+
+
+def test_tunes_once_per_bucket_and_writes_nothing_unless_asked(fresh):
+    t, tmp = fresh
+    cfg, calls = _tune(t)
+    assert cfg == dict(A=2) and len(calls) == 3
+    assert _tune(t)[1] == []  # cached in memory
+    assert tuning.cache_path() is None and tuning.save_cache() is None
+    assert list(tmp.iterdir()) == []
+
+
+def test_saved_cache_is_reused_without_timing(fresh):
+    t, tmp = fresh
+    tuning.configure(cache_dir=tmp, save=True)
+    _tune(t)
+    path = tuning.cache_path()
+    assert path.exists() and not list(tmp.glob("*.tmp"))
+    doc = json.loads(path.read_text())
+    assert doc["format"] == tuning.FORMAT and doc["kernels"]["k"]
+    t.cache.clear()
+    tuning.STATE.loaded = False
+    cfg, calls = _tune(t)
+    assert cfg == dict(A=2) and calls == []
+
+
+@pytest.mark.parametrize("content", ["{not json", json.dumps({"format": 999, "kernels": {}}), "[]"])
+def test_corrupt_or_foreign_cache_warns_and_retunes(fresh, content):
+    t, tmp = fresh
+    tuning.configure(cache_dir=tmp, save=False)
+    tuning.cache_path().write_text(content)
+    with pytest.warns(UserWarning, match="autotune cache"):
+        cfg, calls = _tune(t)
+    assert cfg == dict(A=2) and len(calls) == 3
+
+
+def test_invalid_entry_is_ignored(fresh):
+    t, tmp = fresh
+    tuning.configure(cache_dir=tmp, save=False)
+    doc = dict(tuning._header(), kernels={"k": {json.dumps(["x", 1]): {"A": "evil"}}})
+    tuning.cache_path().write_text(json.dumps(doc))
+    with pytest.warns(UserWarning, match="invalid"):
+        cfg, calls = _tune(t)
+    assert len(calls) == 3
+
+
+def test_deterministic_mode_never_times(fresh):
+    t, _ = fresh
+    tuning.configure(deterministic=True)
+    cfg, calls = _tune(t)
+    assert cfg == t.default and calls == []
+
+
+def test_env_opt_in(monkeypatch, tmp_path):
+    monkeypatch.setenv("HEALDA_AUTOTUNE_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv("HEALDA_AUTOTUNE", "deterministic")
+    s = tuning._State()
+    assert s.cache_dir == tmp_path and s.save and s.deterministic
