@@ -6,7 +6,9 @@ ARCHITECTURE §3.6 and §3.8. Spatial attention goes through
 
 from __future__ import annotations
 
+import functools
 import math
+import os
 
 import torch
 import torch.nn.functional as F
@@ -108,18 +110,37 @@ class TemporalAttention(nn.Module):
                 rope_sin: Tensor | None = None) -> Float[Tensor, "b t x d"]:
         b, t, x, d = z.shape
         q, k, v = self.qkv(z).view(b, t, x, 3, self.num_heads, self.head_dim).unbind(3)
-        if self.use_rope:
-            if rope_cos is None or rope_sin is None:
-                raise ValueError("TemporalAttention with use_rope=True needs rope_cos and rope_sin")
-            q, k = apply_rope(q, rope_cos, rope_sin), apply_rope(k, rope_cos, rope_sin)
-        scores = torch.einsum("bqxhc,bkxhc->bxhqk", q, k) / math.sqrt(self.head_dim)
+        if self.use_rope and (rope_cos is None or rope_sin is None):
+            raise ValueError("TemporalAttention with use_rope=True needs rope_cos and rope_sin")
         allowed = self.mask(t, z.device)
-        if self.linear_attention:
-            if allowed is not None:
-                scores = scores * allowed.to(scores.dtype)
-        else:
-            if allowed is not None:
-                scores = scores.masked_fill(~allowed, float("-inf"))
-            scores = scores.softmax(dim=-1)
-        out = torch.einsum("bxhqk,bkxhc->bqxhc", scores, v).reshape(b, t, x, d)
-        return self.proj(out)
+        core = _compiled_core() if z.is_cuda and _compile_enabled() else _temporal_core
+        out = core(q, k, v, rope_cos if self.use_rope else None, rope_sin if self.use_rope else None, allowed,
+                   self.linear_attention, 1.0 / math.sqrt(self.head_dim))
+        return self.proj(out.reshape(b, t, x, d))
+
+
+def _temporal_core(q: Tensor, k: Tensor, v: Tensor, cos: Tensor | None, sin: Tensor | None,
+                   allowed: Tensor | None, linear: bool, scale: float) -> Tensor:
+    """(B, T, X, H, hd) q, k, v → (B, T, X, H, hd): RoPE, scaled scores over frames, mask, weighted sum."""
+    if cos is not None:
+        q, k = apply_rope(q, cos, sin), apply_rope(k, cos, sin)
+    scores = torch.einsum("bqxhc,bkxhc->bxhqk", q, k) * scale
+    if linear:
+        if allowed is not None:
+            scores = scores * allowed.to(scores.dtype)
+    else:
+        if allowed is not None:
+            scores = scores.masked_fill(~allowed, float("-inf"))
+        scores = scores.softmax(dim=-1)
+    return torch.einsum("bxhqk,bkxhc->bqxhc", scores, v)
+
+
+def _compile_enabled() -> bool:
+    return os.environ.get("HEALDA_COMPILE", "1") not in ("0", "off") and not torch.compiler.is_compiling()
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_core():  # noqa: ANN202
+    """``torch.compile`` of :func:`_temporal_core` (fuses RoPE, scores and the weighted sum on GPUs, as the
+    reference does); ``HEALDA_COMPILE=0`` keeps it eager."""
+    return torch.compile(_temporal_core, dynamic=False)

@@ -8,7 +8,8 @@
 * Winds are non-divergent: u = −(1/a)∂ψ/∂φ, v = (1/(a cos φ))∂ψ/∂λ (spectral derivatives, healpy).
 * Geopotential is in linear balance with a constant f0: Φ = Φ_std(p) + f0 ψ; temperature is hydrostatic:
   T = −(1/R) ∂Φ/∂ln p, evaluated analytically in the vertical (T_std from the ICAO standard atmosphere).
-* Humidity: q = RH·q_sat(T, p), with RH a smooth field in [0.15, 0.95] decreasing with height.
+* Humidity: q = RH·q_sat(T, p), with RH a smooth field in [0.15, 0.95] decreasing with height, blended
+  into a dry stratosphere (about 2.7e-6 kg/kg) between 300 and 150 hPa.
 * Surface fields and statics (orography, land fraction) are derived from the same fields.
 
 Everything is computed in NEST order at ``level``; :func:`nature_fields` returns the 74 channels of DATA §4.
@@ -26,6 +27,7 @@ PLEVELS = np.array([1000, 925, 850, 700, 600, 500, 400, 300, 250, 200, 150, 100,
 A_EARTH, OMEGA, G, R_DRY, F0 = 6.371e6, 7.292e-5, 9.80665, 287.05, 1.0e-4
 OMEGA0 = 12.0 / A_EARTH  # super-rotation: 12 m/s at the equator
 LMIN, LMAX = 2, 12
+Q_STRAT = 2.7e-6  # stratospheric specific humidity (kg/kg), as ERA5's 50–100 hPa mean
 
 
 def std_temperature(p_hpa: np.ndarray) -> np.ndarray:
@@ -45,8 +47,8 @@ def std_geopotential(p_hpa: np.ndarray) -> np.ndarray:
 def _structure(p_hpa: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Vertical structures S_bt, S_bc and their ln p derivatives."""
     x = np.log(1000.0 / p_hpa)  # 0 at 1000 hPa, 3 at 50 hPa
-    s_bt, ds_bt = 0.6 + 0.4 * x, -0.4 * np.ones_like(x)  # d/dln p = -d/dx
-    s_bc, ds_bc = np.tanh(x - np.log(2.0)), -(1 - np.tanh(x - np.log(2.0)) ** 2)
+    s_bt, ds_bt = 0.3 + 0.5 * x, -0.5 * np.ones_like(x)  # d/dln p = -d/dx
+    s_bc, ds_bc = np.tanh(x - np.log(2.0)) + 0.6, -(1 - np.tanh(x - np.log(2.0)) ** 2)  # 0 at 1000 hPa
     return s_bt, ds_bt, s_bc, ds_bc
 
 
@@ -113,7 +115,9 @@ class NatureRun:
         rh_h = self._evaluate(self.a_rh * phase)[0]
         rh = np.clip(0.55 + 0.35 * np.tanh(rh_h / (rh_h.std() + 1e-12)), 0.15, 0.95)
         rh = rh[None, :] * np.clip(1.1 - 0.6 * np.log(1000.0 / PLEVELS) / 3.0, 0.3, 1.0)[:, None]
-        q = rh * saturation_q(t, PLEVELS[:, None])
+        q_trop = rh * saturation_q(t, PLEVELS[:, None])
+        w = np.clip((PLEVELS - 150.0) / 150.0, 0.0, 1.0)[:, None]  # blend to a dry stratosphere above 300 hPa
+        q = w * q_trop + (1 - w) * Q_STRAT * (0.8 + 0.4 * rh)
         return {"u": u, "v": v, "t": t, "z": z, "q": q, **self._surface(u, v, t, z, q)}
 
     def _surface(self, u, v, t, z, q) -> dict[str, np.ndarray]:  # noqa: ANN001
