@@ -7,6 +7,8 @@ Exit codes: 0 success; 1 runtime failure; 2 usage error (bad option, output exis
 
 from __future__ import annotations
 
+import signal
+import sys
 import traceback
 from typing import Annotated
 
@@ -78,6 +80,9 @@ def main(
     """Global options come before the subcommand."""
     console.state.verbosity = -1 if quiet else verbose
     console.state.debug = debug
+    # a batch scheduler's SIGTERM (SLURM time limit) unwinds like an exception, so atomic writers remove their
+    # temporary files and no partial output is left
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def _register() -> None:

@@ -59,11 +59,6 @@ def assimilate(
         if not p.is_file():
             raise UsageError(f"{p}: no such packed observation file")
     check_writable(output, overwrite)
-    import signal
-    import sys
-
-    # a batch scheduler's SIGTERM unwinds normally, so the atomic writers remove their temporary files
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     n_frames = None if all_frames else (frames or 1)
     with console.progress() as bar:
         task = bar.add_task("assimilate", total=None)

@@ -57,3 +57,19 @@ def test_debug_adds_traceback():
 def test_console_script_runs():
     out = subprocess.run([sys.executable, "-m", "healda_cli", "--version"], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("healda ")
+
+
+def test_sigterm_leaves_no_partial_output(tmp_path):
+    """A killed `healda synth` (SIGTERM, as a SLURM time limit sends) removes its temporary file."""
+    import signal
+    import time
+
+    proc = subprocess.Popen([sys.executable, "-m", "healda_cli", "synth", "-o", str(tmp_path), "--days", "30",
+                             "--level", "5"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.time() + 60
+    while time.time() < deadline and not any(tmp_path.glob(".*.tmp.*")):
+        time.sleep(0.05)
+    assert any(tmp_path.glob(".*.tmp.*")), "synth never started writing"
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 143
+    assert not list(tmp_path.iterdir())
