@@ -63,7 +63,7 @@ def _train_config(s: DemoSettings, packed: Path, nature: Path, static: Path, ini
     cfg.model.preset, cfg.model.init_checkpoint = PRESET, str(init)
     cfg.data.train_obs, cfg.data.targets, cfg.data.static = [str(packed)], [str(nature)], str(static)
     cfg.data.num_workers, cfg.data.pin_memory = 0, False
-    cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.decay_samples = 5e-3, 10, None
+    cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.decay_samples = 1e-2, 10, None
     cfg.optim.grad_clip_end, cfg.optim.weight_decay = None, 0.0
     cfg.train.max_steps, cfg.train.seed, cfg.train.log_every = steps, s.seed, 25
     cfg.train.val_every = cfg.train.ckpt_every = max(1, steps)
