@@ -27,26 +27,9 @@ import torch
 
 from healda_core import grid
 from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolator, era5_stats
+from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
 from healda_core.fileio import atomic_output, check_writable, history_entry
-
-
-@dataclass
-class DistEnv:
-    """Process topology from torchrun (``RANK``/``WORLD_SIZE``/``LOCAL_RANK``) or SLURM variables."""
-
-    rank: int = 0
-    world: int = 1
-    local_rank: int = 0
-
-    @classmethod
-    def detect(cls) -> DistEnv:
-        env = os.environ
-        if "WORLD_SIZE" in env and "RANK" in env:
-            return cls(int(env["RANK"]), int(env["WORLD_SIZE"]), int(env.get("LOCAL_RANK", 0)))
-        if "SLURM_NTASKS" in env and "SLURM_PROCID" in env and int(env["SLURM_NTASKS"]) > 1:
-            return cls(int(env["SLURM_PROCID"]), int(env["SLURM_NTASKS"]), int(env.get("SLURM_LOCALID", 0)))
-        return cls()
 
 
 @dataclass
@@ -179,11 +162,11 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
 
     t_start = time.perf_counter()
     log = log or (lambda m: None)
-    dist = DistEnv.detect()
+    dist = detect()
     out = Path(output)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be ≥ 1, got {batch_size}")
-    final_outputs = [_rank_path(out, dist.rank) if per_rank and dist.world > 1 else out]
+    final_outputs = [_rank_path(out, dist.rank) if per_rank and dist.world_size > 1 else out]
     if lat_lon:
         final_outputs.append(_latlon_path(final_outputs[0]))
     if dist.rank == 0 or per_rank:
@@ -223,11 +206,11 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
         raise InputError(f"analysis times repeat across the packed files: {[str(np.datetime64(t, 's')) for t in dup]}")
     if not items:
         raise InputError("the packed files hold no analysis time")
-    mine = items[dist.rank::dist.world]
+    mine = items[dist.rank::dist.world_size]
     model = build_model(ck, device=dev)
     del ck
     log(f"checkpoint {Path(ckpt).name}: {sum(p.numel() for p in model.parameters()):,} parameters on {dev}; "
-        f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world}: {len(mine)}" if dist.world > 1 else ""))
+        f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world_size}: {len(mine)}" if dist.world_size > 1 else ""))
 
     # ---- provenance
     info = model.checkpoint_info
@@ -258,7 +241,7 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
 
     # ---- run
     result = AssimilateResult(outputs=[], analyses=len(mine), frames=n_frames, device=str(dev), wall_s=0.0)
-    gather = dist.world > 1 and not per_rank
+    gather = dist.world_size > 1 and not per_rank
     targets = [Path(p) for p in final_outputs]
     if gather:  # each rank writes a hidden part next to the output
         targets = [p.with_name(f".{p.name}.part{dist.rank:03d}") for p in final_outputs]
@@ -326,7 +309,7 @@ def _merge(finals: list[Path], targets: list[Path], dist: DistEnv, overwrite: bo
         tdist.barrier()
         if dist.rank == 0:
             for k, final in enumerate(finals):
-                parts = [final.with_name(f".{final.name}.part{r:03d}") for r in range(dist.world)]
+                parts = [final.with_name(f".{final.name}.part{r:03d}") for r in range(dist.world_size)]
                 dss = [netCDF4.Dataset(p) for p in parts]
                 try:
                     index = sorted((int(t), r, i) for r, ds in enumerate(dss)

@@ -70,9 +70,9 @@ def assimilate(
     console.info(f"{res.analyses} analyses ({res.n_obs:,} obs) on {res.device} in {res.wall_s:.1f} s"
                  + (f"; forward {sum(fwd) / len(fwd):.0f} ms/batch" if fwd else "")
                  + (f", peak {res.peak_memory_gib:.1f} GiB" if res.peak_memory_gib is not None else ""))
-    from healda_core.assimilate import DistEnv
+    from healda_core.distributed.env import detect
 
-    if DistEnv.detect().rank != 0 and not per_rank:
+    if detect().rank != 0 and not per_rank:
         return  # rank 0 reports the gathered result
     if json_out:
         console.emit_json({"outputs": res.outputs, "analyses": res.analyses, "frames": res.frames,
