@@ -29,7 +29,7 @@ from healda_core import grid
 from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolator, era5_stats
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
-from healda_core.fileio import atomic_output, check_writable, history_entry
+from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
 
 
 @dataclass
@@ -56,10 +56,7 @@ def _sha256(path: str | os.PathLike) -> str:
 
 def packed_header(path: str | os.PathLike) -> dict[str, Any]:
     """Global attributes and analysis times of a packed file (no observation is read)."""
-    try:
-        ds = netCDF4.Dataset(path)
-    except OSError as exc:
-        raise InputError(f"{path}: cannot open as NetCDF ({exc})") from None
+    ds = open_netcdf(path)
     with ds:
         if "cu_seqlens" not in ds.variables or "analysis_time" not in ds.variables:
             raise InputError(f"{path}: not a healda packed observation file (make it with `healda pack-obs`)")

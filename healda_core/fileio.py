@@ -58,3 +58,15 @@ def history_entry(argv: list[str] | None = None) -> str:
 def prepend_history(old: str | None, entry: str) -> str:
     """Newest-first ``history`` (NCO/CDO convention)."""
     return entry if not old else f"{entry}\n{old}"
+
+
+def open_netcdf(path: str | os.PathLike):  # noqa: ANN201 - netCDF4.Dataset
+    """Open ``path`` read-only; an unreadable file raises :class:`InputError` (exit 3) naming it."""
+    import netCDF4
+
+    from healda_core.errors import input_error
+
+    try:
+        return netCDF4.Dataset(path)
+    except OSError as exc:
+        raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None

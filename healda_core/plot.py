@@ -18,7 +18,7 @@ import numpy as np  # noqa: E402
 
 from healda_core import grid  # noqa: E402
 from healda_core.errors import input_error  # noqa: E402
-from healda_core.fileio import atomic_output  # noqa: E402
+from healda_core.fileio import atomic_output, open_netcdf  # noqa: E402
 
 
 def _select(ds: netCDF4.Dataset, path: object, var: str, level: float | None, time: int | None) -> tuple[np.ndarray, str]:
@@ -106,10 +106,7 @@ def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level
             fields (default 500). time: index along ``time``/``analysis`` (default last).
     """
     p = Path(path)
-    try:
-        ds = netCDF4.Dataset(p)
-    except OSError as exc:
-        raise input_error(p, None, f"cannot open as NetCDF ({exc})") from None
+    ds = open_netcdf(p)
     with ds:
         data, where = _select(ds, p, var, level, time)
         units = getattr(ds.variables[var], "units", "")

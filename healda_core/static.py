@@ -22,6 +22,7 @@ from jaxtyping import Float
 
 from healda_core import grid
 from healda_core.errors import InputError, input_error
+from healda_core.fileio import open_netcdf
 
 G0 = 9.80665  # m s-2, standard gravity (ERA5 geopotential → height)
 #: z-scoring constants of the static channels (DATA §4; last two rows of era5_13_levels_stats.csv)
@@ -69,10 +70,7 @@ def _regular(c: np.ndarray, path: object, name: str) -> float:
 def read_latlon_invariants(path: str | os.PathLike, orog_var: str | None = None, lsm_var: str | None = None
                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, dict[str, str]]:
     """Read (lat, lon, orography m, land fraction) from a regular lat-lon NetCDF; returns also provenance."""
-    try:
-        ds = netCDF4.Dataset(path)
-    except OSError as exc:
-        raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None
+    ds = open_netcdf(path)
     with ds:
         la, lo = _find(ds, _LAT_NAMES), _find(ds, _LON_NAMES)
         if la is None or lo is None:
@@ -207,10 +205,7 @@ def load_static(path: str | os.PathLike, level: int) -> Float[np.ndarray, "2 npi
         InputError: missing variables, wrong level or indexing scheme, non-finite values.
     """
     p = Path(path)
-    try:
-        ds = netCDF4.Dataset(p)
-    except OSError as exc:
-        raise input_error(p, None, f"cannot open as NetCDF ({exc})") from None
+    ds = open_netcdf(p)
     with ds:
         for name in STATIC_VARS:
             if name not in ds.variables:

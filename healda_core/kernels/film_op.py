@@ -165,7 +165,7 @@ def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel
                 t.index_put_((idx.long(),), rows, accumulate=True)
             tabs.append(t)
         gem = tabs
-    H, M, F = dm["H"], dm["M"], dm["F"]
+    H, F = dm["H"], dm["F"]
     hp, fp = c["H_PAD"], c["F_PAD"]
     o = 0
     segs = []

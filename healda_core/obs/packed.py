@@ -20,6 +20,7 @@ from jaxtyping import Float
 from torch import Tensor
 
 from healda_core.errors import input_error
+from healda_core.fileio import open_netcdf
 from healda_core.obs.context import ObsContext, build_pixel_group_map
 from healda_core.obs.features import features_v2
 from healda_core.obs.packed_schema import FLOAT_FILL, OBS_ATTRS, global_attrs, write_tables
@@ -109,10 +110,7 @@ def _read_obs(ds: netCDF4.Dataset, start: int, stop: int) -> dict[str, np.ndarra
 
 def read_packed(path: str | Path, analyses: Sequence[int] | None = None) -> PackedObs:
     """Read a packed file (optionally only the analysis indices ``analyses``) back into a :class:`PackedObs`."""
-    try:
-        ds = netCDF4.Dataset(path, "r")
-    except OSError as exc:
-        raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None
+    ds = open_netcdf(path)
     with ds:
         if "cu_seqlens" not in ds.variables:
             raise input_error(path, "cu_seqlens", "missing; not a healda packed observation file")

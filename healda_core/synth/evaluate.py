@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 
-import netCDF4
 import numpy as np
 
 from healda_core.analysis_io import ATMOS_VARS, LEVELS_HPA, SURFACE_VARS
 from healda_core.errors import input_error
+from healda_core.fileio import open_netcdf
 
 #: the headline scores of the demo: (name, variable, level hPa or None)
 HEADLINE = (("z500", "z", 500), ("t850", "t", 850), ("wind250", "wind", 250), ("q700", "q", 700),
@@ -21,10 +21,7 @@ HEADLINE = (("z500", "z", 500), ("t850", "t", 850), ("wind250", "wind", 250), ("
 
 def read_fields(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Analysis-layout file → (times (n,) int64 s, {var: (n, 13, npix) or (n, npix)}) of the last frame."""
-    try:
-        ds = netCDF4.Dataset(path)
-    except OSError as exc:
-        raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None
+    ds = open_netcdf(path)
     with ds:
         if "time" not in ds.variables:
             raise input_error(path, "time", "missing: not an analysis or nature-run file")

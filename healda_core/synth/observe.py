@@ -18,7 +18,6 @@ import healpy
 import numpy as np
 
 from healda_core.obs import vocab
-from healda_core.obs.raw import RawObs
 from healda_core.synth.nature import G, PLEVELS, R_DRY, NatureRun, std_geopotential
 
 ERRORS = {"t": 0.8, "q_rel": 0.1, "uv": 1.8, "ps_hpa": 1.0, "air_t": 1.0, "air_uv": 2.0, "bt": 0.3, "sonde_z_m": 10.0}
