@@ -29,7 +29,7 @@ def _table(scores: dict[str, dict[str, float]]) -> Table:
 def demo_cmd(
     workdir: Annotated[str, typer.Option("--workdir", help="Where to write everything (reused, files replaced).")]
     = "healda-demo",
-    minutes: Annotated[float, typer.Option("--minutes", help="Training budget in minutes.")] = 7.0,
+    minutes: Annotated[float, typer.Option("--minutes", help="Training budget in minutes.")] = 8.5,
     days: Annotated[float, typer.Option("--days", help="Length of the nature run in days.")] = 12.0,
     seed: Annotated[int, typer.Option("--seed", help="Random seed.")] = 0,
     json_out: Annotated[bool, typer.Option("--json", help="Print the evaluation as JSON on stdout.")] = False,

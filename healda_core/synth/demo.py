@@ -28,7 +28,7 @@ class DemoSettings:
     """Knobs of the demo (defaults fit 10 minutes on 2 CPU cores)."""
 
     workdir: Path
-    minutes: float = 7.0  # training budget
+    minutes: float = 8.5  # training budget
     days: float = 12.0
     level: int = 4  # nature-run level = the preset's level_in
     density: float = 0.15
