@@ -94,6 +94,25 @@ def timed_forward(model, x, t, sod, doy, ctx, warmup: int, iters: int) -> tuple[
     return times, torch.cuda.max_memory_allocated() / 2**30
 
 
+def profile_forward(model, x, t, sod, doy, ctx) -> list[dict]:  # noqa: ANN001
+    """Top CUDA kernels of one forward (torch.profiler), by total device time."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CUDA]) as prof, torch.inference_mode(), \
+            torch.autocast("cuda", dtype=torch.bfloat16):
+        model(x, t, sod, doy, ctx)
+        torch.cuda.synchronize()
+    rows = []
+    for ev in prof.key_averages():
+        dt = getattr(ev, "device_time_total", None) or getattr(ev, "cuda_time_total", 0)
+        if dt:
+            rows.append({"name": ev.key[:110], "ms": round(dt / 1e3, 2), "calls": ev.count})
+    rows.sort(key=lambda r: -r["ms"])
+    for r in rows[:30]:
+        print(f"  {r['ms']:9.2f} ms {r['calls']:5d}x  {r['name']}", flush=True)
+    return rows[:40]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-obs", type=int, default=10_000_000)
@@ -102,6 +121,10 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/healda-bench")
     ap.add_argument("--out", default=None)
     ap.add_argument("--skip-torch-path", action="store_true")
+    ap.add_argument("--skip-assimilate", action="store_true")
+    ap.add_argument("--profile", action="store_true", help="profile the last variant's forward (top kernels)")
+    ap.add_argument("--variants", default="kernels:HEALDA_KERNELS=on",
+                    help="'name:ENV=V,ENV=V;name2:...' forward variants, timed in this order")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -153,20 +176,34 @@ def main() -> None:
                        cu_seqlens_k=torch.zeros_like(ctx.cu_seqlens_k), max_seqlen_k=0, group_map=None)
     result["max_obs_per_pixel"] = int(ctx.max_seqlen_k)
 
-    variants = [("kernels", "on")] + ([] if args.skip_torch_path else [("pytorch", "off")])
-    for name, flag in variants:
-        os.environ["HEALDA_KERNELS"] = flag
+    variants = [v.split(":", 1) for v in args.variants.split(";") if v]
+    if not args.skip_torch_path:
+        variants.append(["pytorch", "HEALDA_KERNELS=off,HEALDA_COMPILE=0"])
+    for name, envs in variants:
+        saved = dict(os.environ)
+        os.environ.update(dict(kv.split("=", 1) for kv in envs.split(",") if kv))
         try:
+            t0 = time.perf_counter()
             ms, peak = timed_forward(model, x, t, sod, doy, ctx, args.warmup, args.iters)
+            first_s = time.perf_counter() - t0 - sum(ms) / 1e3
             ms0, peak0 = timed_forward(model, x, t, sod, doy, empty, 1, max(2, args.iters // 2))
             result[f"forward_{name}"] = {
-                "median_ms": round(statistics.median(ms), 1), "min_ms": round(min(ms), 1),
-                "all_ms": [round(v, 1) for v in ms], "peak_gib": round(peak, 2),
+                "env": envs, "median_ms": round(statistics.median(ms), 1), "min_ms": round(min(ms), 1),
+                "all_ms": [round(v, 1) for v in ms], "peak_gib": round(peak, 2), "warmup_s": round(first_s, 1),
                 "no_obs_median_ms": round(statistics.median(ms0), 1), "no_obs_peak_gib": round(peak0, 2),
                 "obs_path_ms": round(statistics.median(ms) - statistics.median(ms0), 1)}
+            if args.profile and name == variants[-1][0]:
+                result[f"profile_{name}"] = profile_forward(model, x, t, sod, doy, ctx)
         except Exception as exc:  # noqa: BLE001 - record and continue
             result[f"forward_{name}"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
+        os.environ.clear()
+        os.environ.update(saved)
         print(name, json.dumps(result[f"forward_{name}"]), flush=True)
+    if args.skip_assimilate:
+        print(json.dumps(result, indent=1), flush=True)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=1))
+        return
     os.environ.pop("HEALDA_KERNELS", None)
     del model, pb, ctx, empty, x
     torch.cuda.empty_cache()

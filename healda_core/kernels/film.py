@@ -27,6 +27,8 @@ import triton.language as tl
 def _mm(a, b, PREC: tl.constexpr):
     if PREC == "upcast":
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision="ieee")
+    elif PREC == "bf16":
+        return tl.dot(a.to(tl.bfloat16), b.to(tl.bfloat16))
     else:
         return tl.dot(a.to(tl.float32), b.to(tl.float32), input_precision=PREC)
 

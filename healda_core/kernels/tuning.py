@@ -206,16 +206,17 @@ def time_ms(fn: Callable[[], object], reps: int = 5) -> float:
     return statistics.median(times)
 
 
-def overrides() -> dict:
-    """Launch settings forced on every config: ``HEALDA_KERNEL_OVERRIDE="num_warps=2,num_stages=1"``.
+def overrides() -> dict | None:
+    """Launch settings forced on every config of every kernel: ``HEALDA_KERNEL_OVERRIDE="num_warps=4,..."``.
 
-    A workaround switch for compiler problems. Default ``num_warps=2``: with 4+ warps Triton 3.6 emits
-    Hopper warpgroup-MMA code for some of these dot shapes that compute-sanitizer flags as out-of-range
-    shared-memory reads (seen on an H200, 2026-11-29); 2 warps keep it on the mma.sync path, which ran clean.
-    ``HEALDA_KERNEL_OVERRIDE=""`` disables the override.
+    None when the variable is unset: each kernel then uses its own known-good launch setting
+    (:class:`Tuner` ``force``). ``HEALDA_KERNEL_OVERRIDE=""`` forces nothing (every candidate is tried).
     """
+    raw = os.environ.get("HEALDA_KERNEL_OVERRIDE")
+    if raw is None:
+        return None
     out = {}
-    for item in os.environ.get("HEALDA_KERNEL_OVERRIDE", "num_warps=2").split(","):
+    for item in raw.split(","):
         if "=" in item:
             k, v = item.split("=", 1)
             out[k.strip()] = int(v)
@@ -225,8 +226,12 @@ def overrides() -> dict:
 class Tuner:
     """Candidate configs of one kernel and the in-memory cache bucket-key → config."""
 
-    def __init__(self, name: str, configs: list[dict], default: dict):
-        self.name, self.configs, self.default = name, configs, default
+    def __init__(self, name: str, configs: list[dict], default: dict, force: dict | None = None):
+        """``force``: launch settings applied to every candidate unless ``HEALDA_KERNEL_OVERRIDE`` is set.
+        Triton 3.6 on Hopper miscompiles some of these kernels at some warp counts (out-of-range shared-memory
+        reads, then "illegal memory access": docs/benchmarks.md); ``force`` pins each kernel to a setting
+        that ran clean and matched the PyTorch path there."""
+        self.name, self.configs, self.default, self.force = name, configs, default, dict(force or {})
         self.cache: dict[str, dict] = {}
         self.fields = set(default)
         TUNERS[name] = self
@@ -240,7 +245,8 @@ class Tuner:
 
     def choose(self, key: tuple, run: Callable[[dict], object], device: torch.device) -> dict:
         """The config for ``key``: cached, else tuned by timing ``run(config)`` (when allowed), else default."""
-        ov = {k: v for k, v in overrides().items() if k in self.fields}
+        env = overrides()
+        ov = {k: v for k, v in (self.force if env is None else env).items() if k in self.fields}
         hit = self.lookup(key)
         if hit is not None:
             return {**hit, **ov}

@@ -6,6 +6,7 @@ ARCHITECTURE §3.6 and §3.8. Spatial attention goes through
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 import os
@@ -16,6 +17,30 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from healda_core.model.embed import apply_rope
+
+_PRIORITIES = {
+    "cudnn": ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),
+    "flash": ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),
+}
+
+
+def sdpa_priority(x: Tensor) -> contextlib.AbstractContextManager:
+    """Context that orders the SDPA backends for tensors like ``x`` (``HEALDA_SDPA``).
+
+    ``cudnn`` (default on CUDA GPUs of compute capability ≥ 9.0, where cuDNN's Hopper attention kernels are
+    the fastest measured for the spatial attention, docs/benchmarks.md), ``flash`` (PyTorch's FlashAttention-2
+    first) or ``default`` (PyTorch's own order). Backends that cannot take an input are skipped by PyTorch.
+    """
+    choice = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
+    if not x.is_cuda or choice == "default":
+        return contextlib.nullcontext()
+    if choice == "auto":
+        choice = "cudnn" if torch.cuda.get_device_capability(x.device)[0] >= 9 else "default"
+    if choice not in _PRIORITIES:
+        return contextlib.nullcontext()
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([getattr(SDPBackend, n) for n in _PRIORITIES[choice]], set_priority=True)
 
 
 class RmsNorm(nn.Module):
@@ -59,7 +84,11 @@ class MultiHeadSelfAttention(nn.Module):
         n, s, d = x.shape
         q, k, v = self.qkv(x).view(n, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
         q, k = self.q_norm(q).to(v.dtype).contiguous(), self.k_norm(k).to(v.dtype).contiguous()
-        o = F.scaled_dot_product_attention(q, k, v.contiguous())
+        if torch.compiler.is_compiling():  # backend order comes from VideoDiT.forward's context at trace time
+            o = F.scaled_dot_product_attention(q, k, v.contiguous())
+        else:  # also here, so a checkpoint recomputation picks the same backend as the forward
+            with sdpa_priority(q):
+                o = F.scaled_dot_product_attention(q, k, v.contiguous())
         return self.proj(o.transpose(1, 2).reshape(n, s, d))
 
 
@@ -140,7 +169,7 @@ def _compile_enabled() -> bool:
 
 
 @functools.lru_cache(maxsize=1)
-def _compiled_core():  # noqa: ANN202
+def _compiled_core():
     """``torch.compile`` of :func:`_temporal_core` (fuses RoPE, scores and the weighted sum on GPUs, as the
     reference does); ``HEALDA_COMPILE=0`` keeps it eager."""
     return torch.compile(_temporal_core, dynamic=False)

@@ -6,12 +6,15 @@ with ``modulate(z, shift, scale) = z·(1 + scale) + shift`` and all modulations 
 
 from __future__ import annotations
 
+import functools
+import os
 from collections.abc import Callable
 
+import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from healda_core.model.attention import SpatialSelfAttention, TemporalAttention
+from healda_core.model.attention import SpatialSelfAttention, TemporalAttention, sdpa_priority
 from healda_core.model.embed import EDMConditionEmbedder, RotaryEmbedding1DTables
 
 
@@ -101,25 +104,57 @@ class VideoDiTBlock(nn.Module):
 
     def forward(self, h: Float[Tensor, "b t x d"], c: Float[Tensor, "b e"], attn_kwargs: dict | None = None,
                 cross_attn_kwargs: dict | None = None, temporal_attn_kwargs: dict | None = None) -> Tensor:
-        b, t, x, d = h.shape
-        a_shift, a_scale, a_gate, m_shift, m_scale, m_gate = self.norm1_modulation(c)
-        z = modulate(self.attn_norm(h), a_shift, a_scale).reshape(b * t, x, d)
-        h = h + self.drop_path(a_gate) * self.attention(z, **(attn_kwargs or {})).view(b, t, x, d)
-        if self.cross_attention is not None:
-            if cross_attn_kwargs is None:
-                raise ValueError("this block has cross-attention: cross_attn_kwargs are required")
-            shift, scale, gate = self.cross_attn_modulation(c)
-            z = modulate(self.cross_attn_norm(h), shift, scale)
-            h = h + self.drop_path(gate) * self.cross_attention(z, **cross_attn_kwargs)
-        if self.temporal_attention is not None:
-            cp = self.context_parallel
-            h = cp.to_space_sharded(h) if cp is not None else h
-            shift, scale, gate = self.temporal_attn_modulation(c)
-            z = modulate(self.temporal_attn_norm(h), shift, scale)
-            h = h + self.drop_path(gate) * self.temporal_attention(z, **(temporal_attn_kwargs or {}))
-            h = cp.to_time_sharded(h) if cp is not None else h
-        z = modulate(self.mlp_norm(h), m_shift, m_scale)
-        return h + self.drop_path(m_gate) * self.linear(z)
+        if self.cross_attention is not None and cross_attn_kwargs is None:
+            raise ValueError("this block has cross-attention: cross_attn_kwargs are required")
+        compiled = not attn_kwargs and self.context_parallel is None and use_compiled_regions(h)
+        pre, post = (_compiled_regions() if compiled else (_block_pre, _block_post))
+        h, z, gate, m_shift, m_scale, m_gate = pre(self, h, c, attn_kwargs)
+        cross = self.cross_attention(z, **cross_attn_kwargs) if self.cross_attention is not None else None
+        return post(self, h, c, cross, gate, m_shift, m_scale, m_gate, temporal_attn_kwargs)
+
+
+def _block_pre(blk: VideoDiTBlock, h: Tensor, c: Tensor, attn_kwargs: dict | None) -> tuple:
+    """Spatial-attention branch and the cross-attention input: ``(h, z_cross, gate_cross, mlp modulation)``."""
+    b, t, x, d = h.shape
+    a_shift, a_scale, a_gate, m_shift, m_scale, m_gate = blk.norm1_modulation(c)
+    z = modulate(blk.attn_norm(h), a_shift, a_scale).reshape(b * t, x, d)
+    h = h + blk.drop_path(a_gate) * blk.attention(z, **(attn_kwargs or {})).view(b, t, x, d)
+    if blk.cross_attention is None:
+        return h, None, None, m_shift, m_scale, m_gate
+    shift, scale, gate = blk.cross_attn_modulation(c)
+    return h, modulate(blk.cross_attn_norm(h), shift, scale), gate, m_shift, m_scale, m_gate
+
+
+def _block_post(blk: VideoDiTBlock, h: Tensor, c: Tensor, cross: Tensor | None, gate: Tensor | None,
+                m_shift: Tensor, m_scale: Tensor, m_gate: Tensor, temporal_attn_kwargs: dict | None) -> Tensor:
+    """Cross-attention residual, temporal-attention branch (with the context-parallel reshards) and MLP branch."""
+    if cross is not None:
+        h = h + blk.drop_path(gate) * cross
+    if blk.temporal_attention is not None:
+        cp = blk.context_parallel
+        h = cp.to_space_sharded(h) if cp is not None else h
+        shift, scale, g = blk.temporal_attn_modulation(c)
+        z = modulate(blk.temporal_attn_norm(h), shift, scale)
+        h = h + blk.drop_path(g) * blk.temporal_attention(z, **(temporal_attn_kwargs or {}))
+        h = cp.to_time_sharded(h) if cp is not None else h
+    z = modulate(blk.mlp_norm(h), m_shift, m_scale)
+    return h + blk.drop_path(m_gate) * blk.linear(z)
+
+
+def use_compiled_regions(h: Tensor) -> bool:
+    """Whether a block runs its two dense regions through ``torch.compile``: CUDA inference (no autograd),
+    not already compiling, and ``HEALDA_COMPILE`` not ``0``. The ragged cross-attention between the regions
+    stays eager (its token count changes with every batch)."""
+    return (h.is_cuda and not torch.is_grad_enabled() and not torch.compiler.is_compiling()
+            and os.environ.get("HEALDA_COMPILE", "1") not in ("0", "off"))
+
+
+@functools.lru_cache(maxsize=1)
+def _compiled_regions() -> tuple:
+    """``torch.compile`` of :func:`_block_pre` and :func:`_block_post`: fuses LayerNorm, modulation, q/k
+    RMSNorm, RoPE, gating and residual adds around the GEMMs and SDPA. Blocks share the compiled code
+    (module parameters are graph inputs), so a model compiles each region once."""
+    return torch.compile(_block_pre, dynamic=False), torch.compile(_block_post, dynamic=False)
 
 
 class VideoDiT(nn.Module):
@@ -190,6 +225,7 @@ class VideoDiT(nn.Module):
             # global frame count (T_local × cp_size): RoPE positions are the frames' global indices
             cos, sin = self.temporal_rope(seq_len=h.shape[1] * self.cp_size)
             temporal_attn_kwargs.update(rope_cos=cos, rope_sin=sin)
-        for block in self.blocks:
-            h = block(h, emb, attn_kwargs, cross_attn_kwargs, temporal_attn_kwargs)
+        with sdpa_priority(h):
+            for block in self.blocks:
+                h = block(h, emb, attn_kwargs, cross_attn_kwargs, temporal_attn_kwargs)
         return self.detokenizer(h, emb)

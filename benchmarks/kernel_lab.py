@@ -1,0 +1,102 @@
+"""Launch-setting lab for the Triton kernels (GPU only): one launch setting, timed and checked.
+
+Runs the issue's kernel workload (``healda_core.bench.kernels``: bf16, n_q=64, n_kv=2, d=32, F=32, P=98,304,
+35 % empty, lognormal counts) at one N with autotuning off and ``HEALDA_KERNEL_OVERRIDE`` forcing the launch
+setting, and prints one JSON line: fwd and fwd+bwd medians, and the scale-relative max error of the output
+and of every gradient against the fp32 PyTorch path on the same inputs. Meant to be run once per setting in
+its own process (a compiler fault that corrupts the CUDA context then costs one line, not the sweep):
+
+    for s in num_warps=2 num_warps=4 num_warps=8; do
+        HEALDA_KERNEL_OVERRIDE=$s python benchmarks/kernel_lab.py --ops pa,film --n 10000000; done
+
+``--film-dot bf16`` runs the FiLM products on bf16 operands instead of TF32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+
+os.environ.setdefault("HEALDA_AUTOTUNE", "off")
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import torch  # noqa: E402
+
+
+def err(a: torch.Tensor, b: torch.Tensor) -> float:
+    a, b = a.float(), b.float()
+    return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
+
+
+def lab_pa(n: int, reps: int) -> dict:
+    from healda_core.bench.kernels import bench_pixel_attention, pa_inputs
+    from healda_core.kernels.pixel_attn_op import pixel_attention
+    from healda_core.model.ragged import ragged_attention_torch
+
+    inp = pa_inputs(n)
+    cu, mx = inp["cu"], inp["maxlen"]
+    rows = bench_pixel_attention(lambda q, x, wk, wv, bv: pixel_attention(q, x, wk, wv, bv, cu, mx, None), inp,
+                                 "healda-triton", reps)
+    leaves = [inp[k].detach().clone().requires_grad_() for k in ("q", "tokens", "wk", "wv", "bv")]
+    out = pixel_attention(*leaves, cu, mx, None)
+    grads = torch.autograd.grad(out, leaves, inp["dout"])
+    ref_leaves = [t.detach().float().requires_grad_() for t in leaves]
+    ref = ragged_attention_torch(*ref_leaves, cu, 1 / math.sqrt(32))
+    ref_grads = torch.autograd.grad(ref, ref_leaves, inp["dout"].float())
+    errs = {"out": err(out, ref)} | {f"d{k}": err(g, r) for k, g, r in
+                                     zip(("q", "tokens", "wk", "wv", "bv"), grads, ref_grads, strict=True)}
+    return {"pa_fwd_ms": rows[0]["median_ms"], "pa_fwdbwd_ms": rows[1]["median_ms"], "pa_err": errs}
+
+
+def lab_film(n: int, reps: int, dot: str) -> dict:
+    from healda_core.bench.kernels import FILM, bench_film, film_inputs
+    from healda_core.kernels import film_op
+    from healda_core.model.film import ObsTokenizerFiLM
+
+    if dot != "tf32":
+        film_op._prec = lambda device: dot if device.type == "cuda" else "ieee"  # noqa: SLF001
+    x = film_inputs(n)
+    mod = ObsTokenizerFiLM(**FILM).cuda()
+    params = list(mod.parameters())
+
+    def fused(*a):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return mod(*a)
+
+    rows = bench_film(fused, params, x, "healda-triton", reps)
+    args = [x[k] for k in ("obs", "float_metadata", "obs_type", "channel", "platform")]
+    out = fused(*args)
+    grads = torch.autograd.grad(out, params, x["dout"].to(out.dtype))
+    ref = mod.forward_torch(*args)
+    ref_grads = torch.autograd.grad(ref, params, x["dout"])
+    names = [k for k, _ in mod.named_parameters()]
+    errs = {"out": err(out, ref)} | {k: err(g, r) for k, g, r in zip(names, grads, ref_grads, strict=True)}
+    return {"film_fwd_ms": rows[0]["median_ms"], "film_fwdbwd_ms": rows[1]["median_ms"], "film_err": errs}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--n", type=int, default=10_000_000)
+    p.add_argument("--ops", default="pa,film")
+    p.add_argument("--film-dot", default="tf32", choices=("tf32", "bf16"))
+    p.add_argument("--reps", type=int, default=10)
+    a = p.parse_args()
+    res = {"override": os.environ.get("HEALDA_KERNEL_OVERRIDE"), "film_dot": a.film_dot, "n": a.n}
+    t0 = time.perf_counter()
+    for op in a.ops.split(","):
+        try:
+            res |= lab_pa(a.n, a.reps) if op == "pa" else lab_film(a.n, a.reps, a.film_dot)
+        except Exception as exc:  # noqa: BLE001 - record and go on to the next op
+            res[f"{op}_error"] = f"{type(exc).__name__}: {str(exc)[:300]}"
+        torch.cuda.synchronize()
+        torch.cuda.empty_cache()
+    res["wall_s"] = round(time.perf_counter() - t0, 1)
+    print("LAB " + json.dumps(res), flush=True)
+
+
+if __name__ == "__main__":
+    main()
