@@ -34,7 +34,11 @@ class AdaLNModulation(nn.Module):
         nn.init.zeros_(self.modulation[1].bias)
 
     def forward(self, c: Float[Tensor, "b e"]) -> tuple[Tensor, ...]:
-        return tuple(m[:, None, None, :] for m in self.modulation(c).chunk(self.n_chunks, dim=-1))
+        # in the parameters' dtype even under autocast: a (B, E) row times the weight is a matrix-vector
+        # product, memory bound, so bf16 would only add a weight cast and a slower split-K kernel per call
+        with torch.autocast(c.device.type, enabled=False):
+            out = self.modulation(c.to(self.modulation[1].weight.dtype))
+        return tuple(m[:, None, None, :] for m in out.chunk(self.n_chunks, dim=-1))
 
 
 class Mlp(nn.Module):
