@@ -12,6 +12,8 @@ from healda_core.kernels import tuning
 
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
+    for var in ("HEALDA_AUTOTUNE", "HEALDA_AUTOTUNE_CACHE_DIR", "HEALDA_KERNEL_OVERRIDE"):
+        monkeypatch.delenv(var, raising=False)  # the caller's environment must not decide these tests
     monkeypatch.setattr(tuning, "STATE", tuning._State())
     monkeypatch.setattr(tuning, "TUNERS", {})
     monkeypatch.setattr(tuning, "can_time", lambda device: True)
@@ -81,3 +83,18 @@ def test_env_opt_in(monkeypatch, tmp_path):
     monkeypatch.setenv("HEALDA_AUTOTUNE", "deterministic")
     s = tuning._State()
     assert s.cache_dir == tmp_path and s.save and s.deterministic
+
+
+def test_kernel_force_applies_unless_the_override_variable_is_set(fresh, monkeypatch):
+    t = tuning.Tuner("w", [dict(A=1, num_warps=4), dict(A=2, num_warps=8)], dict(A=1, num_warps=4),
+                     force=dict(num_warps=2))
+    timings = {(1, 2): 2.0, (2, 2): 1.0, (1, 4): 3.0, (2, 8): 0.5, (1, 16): 1.0, (2, 16): 4.0}
+
+    def choose(key):
+        return t.choose(key, lambda c: timings[(c["A"], c["num_warps"])], torch.device("cpu"))
+
+    assert choose(("a",)) == dict(A=2, num_warps=2)  # the kernel's own known-good warp count
+    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "")
+    assert choose(("b",)) == dict(A=2, num_warps=8)  # nothing forced: every candidate as listed
+    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "num_warps=16")
+    assert choose(("c",)) == dict(A=1, num_warps=16)  # the variable wins over the kernel's setting
