@@ -9,7 +9,7 @@ its own process (a compiler fault that corrupts the CUDA context then costs one 
     for s in num_warps=2 num_warps=4 num_warps=8; do
         HEALDA_KERNEL_OVERRIDE=$s python benchmarks/kernel_lab.py --ops pa,film --n 10000000; done
 
-``--film-dot bf16`` runs the FiLM products on bf16 operands instead of TF32.
+``--film-dot tf32|bf16`` forces the FiLM product precision; ``--pa-max-block-q 32`` splits the kv heads.
 """
 
 from __future__ import annotations
@@ -57,8 +57,8 @@ def lab_film(n: int, reps: int, dot: str) -> dict:
     from healda_core.kernels import film_op
     from healda_core.model.film import ObsTokenizerFiLM
 
-    if dot != "tf32":
-        film_op._prec = lambda device: dot if device.type == "cuda" else "ieee"  # noqa: SLF001
+    if dot != "auto":
+        film_op._prec = lambda device, out_dtype: dot if device.type == "cuda" else "ieee"  # noqa: SLF001
     x = film_inputs(n)
     mod = ObsTokenizerFiLM(**FILM).cuda()
     params = list(mod.parameters())
@@ -82,10 +82,18 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--n", type=int, default=10_000_000)
     p.add_argument("--ops", default="pa,film")
-    p.add_argument("--film-dot", default="tf32", choices=("tf32", "bf16"))
+    p.add_argument("--film-dot", default="auto", choices=("auto", "tf32", "bf16"),
+                   help="FiLM product precision (auto: the shipped choice, bf16 operands for bf16 tokens)")
     p.add_argument("--reps", type=int, default=10)
+    p.add_argument("--pa-max-block-q", type=int, default=None,
+                   help="cap the query rows per program (32: one kv head per launch, no block-diagonal tile)")
     a = p.parse_args()
-    res = {"override": os.environ.get("HEALDA_KERNEL_OVERRIDE"), "film_dot": a.film_dot, "n": a.n}
+    if a.pa_max_block_q:
+        from healda_core.kernels import pixel_attn_op
+
+        pixel_attn_op.MAX_BLOCK_Q = a.pa_max_block_q
+    res = {"override": os.environ.get("HEALDA_KERNEL_OVERRIDE"), "film_dot": a.film_dot, "n": a.n,
+           "pa_max_block_q": a.pa_max_block_q}
     t0 = time.perf_counter()
     for op in a.ops.split(","):
         try:

@@ -37,7 +37,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--n-obs", type=int, default=10_000_000)
     p.add_argument("--ac", choices=("none", "full", "selective"), default="selective")
     p.add_argument("--no-bf16", action="store_true", help="disable bf16 autocast")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model")
+    p.add_argument("--compile", action="store_true", help="torch.compile every DiT block (VideoDiT.compile_blocks)")
+    p.add_argument("--analytic-flops", action="store_true",
+                   help="MFU from the analytic FLOP count (skips the FlopCounterMode forward)")
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--peak-tflops", type=float, default=989.0, help="peak dense bf16 TFLOP/s of the device")
@@ -64,7 +66,9 @@ def build(a: argparse.Namespace):
         model = HealDA(**cfg)
     apply_activation_checkpointing(model, a.ac)
     opt = build_optimizer(model, OptimSection())
-    fwd = torch.compile(model) if a.compile else model
+    if a.compile:
+        model.dit.compile_blocks()
+    fwd = model
     return model, fwd, opt, cfg
 
 
@@ -129,7 +133,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, fwd, opt, cfg = build(a)
     batch = make_batch(model, a)
     n_params = sum(p.numel() for p in model.parameters())
-    fwd_flops = forward_flops(model, batch, bf16)
+    fwd_flops = analytic_flops(cfg, a) / 3 if a.analytic_flops else forward_flops(model, batch, bf16)
     sync = torch.cuda.synchronize if cuda else (lambda: None)
     times = []
     for i in range(a.warmup + a.steps):

@@ -56,25 +56,24 @@ def _policy_context():
     return create_selective_checkpoint_contexts(policy)
 
 
+def checkpoint_full(fn, *args):
+    """Recompute all of ``fn(*args)`` in the backward pass."""
+    return checkpoint(fn, *args, use_reentrant=False)
+
+
+def checkpoint_selective(fn, *args):
+    """Recompute ``fn(*args)`` in the backward pass except the attention kernels' outputs."""
+    return checkpoint(fn, *args, use_reentrant=False, context_fn=_policy_context)
+
+
 def apply_activation_checkpointing(model: nn.Module, mode: str = "selective", every: int = 1) -> nn.Module:
-    """Checkpoint every ``every``-th block of ``model.dit.blocks`` (``HealDA``) in ``mode``; returns ``model``."""
+    """Checkpoint every ``every``-th block of ``model.dit.blocks`` (``HealDA``) in ``mode``; returns ``model``.
+
+    Sets ``block.checkpointing`` (module-level functions, the same objects on every block, so blocks compiled
+    with :meth:`VideoDiT.compile_blocks` share one graph); inference (no autograd) never checkpoints."""
     if mode not in MODES:
         raise ValueError(f"activation checkpointing mode must be one of {MODES}, got {mode!r}")
-    if mode == "none":
-        return model
-    kwargs = {"use_reentrant": False}
-    if mode == "selective":
-        kwargs["context_fn"] = _policy_context
+    fn = {"none": None, "full": checkpoint_full, "selective": checkpoint_selective}[mode]
     for i, block in enumerate(model.dit.blocks):
-        if i % max(1, every):
-            continue
-        inner = block.forward
-
-        @functools.wraps(inner)
-        def forward(*args, _inner=inner, **kw):
-            if not torch.is_grad_enabled():
-                return _inner(*args, **kw)
-            return checkpoint(_inner, *args, **kw, **kwargs)
-
-        block.forward = forward
+        block.checkpointing = fn if i % max(1, every) == 0 else None
     return model

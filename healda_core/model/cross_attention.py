@@ -62,6 +62,8 @@ class PixelCrossAttention(nn.Module):
             # keep every parameter (and tokens) in the graph with a zero gradient (DDP safety)
             anchor = sum(p.sum() for p in self.parameters()) + tokens.sum()
             return (out + 0.0 * anchor).view(b, t, x, d)
+        if torch.compiler.is_compiling():
+            max_seqlen_k = 0  # informational only; a traced int would recompile the graph for every batch
         q = self.q_proj(flat).view(-1, self.n_q_heads, self.d_head)
         attn = pixel_attention(q, tokens, self.k_proj.weight, self.v_proj.weight, self.v_proj.bias,
                                cu_seqlens_k, max_seqlen_k, self.scale, group_map)

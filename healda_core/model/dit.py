@@ -104,10 +104,19 @@ class VideoDiTBlock(nn.Module):
         else:
             self.cross_attention = None
         self.drop_path = DropPath(drop_path)
-        self.context_parallel = None  # set by healda_core.distributed (issue: train)
+        self.context_parallel = None  # set by healda_core.distributed.context_parallel
+        # ``fn(block_forward, *args)`` that checkpoints the block (healda_core.distributed.activation_checkpoint);
+        # the same function object on every block, so compiled blocks share one graph
+        self.checkpointing: Callable | None = None
 
     def forward(self, h: Float[Tensor, "b t x d"], c: Float[Tensor, "b e"], attn_kwargs: dict | None = None,
                 cross_attn_kwargs: dict | None = None, temporal_attn_kwargs: dict | None = None) -> Tensor:
+        if self.checkpointing is not None and torch.is_grad_enabled():
+            return self.checkpointing(self._forward, h, c, attn_kwargs, cross_attn_kwargs, temporal_attn_kwargs)
+        return self._forward(h, c, attn_kwargs, cross_attn_kwargs, temporal_attn_kwargs)
+
+    def _forward(self, h: Tensor, c: Tensor, attn_kwargs: dict | None, cross_attn_kwargs: dict | None,
+                 temporal_attn_kwargs: dict | None) -> Tensor:
         if self.cross_attention is not None and cross_attn_kwargs is None:
             raise ValueError("this block has cross-attention: cross_attn_kwargs are required")
         compiled = not attn_kwargs and self.context_parallel is None and use_compiled_regions(h)
@@ -203,6 +212,16 @@ class VideoDiT(nn.Module):
         self.cp_size, self.cp_rank = 1, 0  # frames are split over cp_size ranks under context parallelism
         if dit_initialization:
             self.initialize_weights()
+
+    def compile_blocks(self, **kwargs) -> None:
+        """``torch.compile`` every block in place (state_dict keys unchanged). Blocks share the compiled code
+        (parameters are graph inputs), checkpointing included, and the ragged cross-attention op is traced into
+        the graph; ``kwargs`` go to :meth:`torch.nn.Module.compile`."""
+        from healda_core.model.ragged import kernel_impl
+
+        kernel_impl()
+        for block in self.blocks:
+            block.compile(**kwargs)
 
     def initialize_weights(self) -> None:
         """Xavier-uniform Linear weights with zero bias; zero every adaLN modulation (identity blocks)."""

@@ -113,6 +113,8 @@ class HealDA(nn.Module):
         if not torch.compiler.is_compiling():
             self._validate(x, t, second_of_day, day_of_year, obs, class_labels)
         tokens = self.obs_tokenizer(obs.obs, obs.float_metadata, obs.obs_type, obs.channel, obs.platform)
+        if not torch.compiler.is_compiling():
+            torch._dynamo.maybe_mark_dynamic(tokens, 0)  # compiled blocks: one graph for every observation count
         cross_kwargs = {"tokens": tokens, "cu_seqlens_k": obs.cu_seqlens_k, "max_seqlen_k": obs.max_seqlen_k,
                         "group_map": obs.group_map}
         return self.dit(x, t, condition=class_labels, cross_attn_kwargs=cross_kwargs,

@@ -135,13 +135,18 @@ def ragged_attention_torch(
     return _RaggedAttention.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)
 
 
-def _kernel_impl():
-    """The Triton implementation when available and enabled, else None."""
-    try:
-        mod = importlib.import_module("healda_core.kernels.pixel_attn_op")
-    except ImportError:
-        return None
-    return getattr(mod, "pixel_attention", None)
+_IMPL: dict = {}
+
+
+def kernel_impl():  # noqa: ANN201
+    """The Triton implementation when triton is installed, else None (resolved once: ``torch.compile``
+    cannot trace an import, so :meth:`VideoDiT.compile_blocks` resolves it before tracing)."""
+    if "pa" not in _IMPL:
+        try:
+            _IMPL["pa"] = getattr(importlib.import_module("healda_core.kernels.pixel_attn_op"), "pixel_attention", None)
+        except ImportError:
+            _IMPL["pa"] = None
+    return _IMPL["pa"]
 
 
 def pixel_attention(
@@ -159,7 +164,7 @@ def pixel_attention(
     from healda_core.kernels import kernels_enabled
 
     if kernels_enabled(q.device):
-        impl = _kernel_impl()
+        impl = kernel_impl()
         if impl is not None:
             return impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale, group_map)
     return ragged_attention_torch(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)

@@ -93,7 +93,8 @@ class TrainSection:
 @dataclass
 class ParallelSection:
     """``cp``: context-parallel size (divides time_length and the world size; dp = world / cp).
-    ``activation_checkpointing``: none | full | selective. ``compile``: ``torch.compile`` the model."""
+    ``activation_checkpointing``: none | full | selective. ``compile``: ``torch.compile`` every DiT block in
+    place (one shared graph, checkpointing included)."""
 
     cp: int = 1
     activation_checkpointing: str = "none"

@@ -127,7 +127,7 @@ class Trainer:
     def _wrap(self, model: nn.Module) -> nn.Module:
         fwd = model
         if self.cfg.parallel.compile:
-            fwd = torch.compile(model)
+            model.dit.compile_blocks()  # in place: blocks share one graph, checkpointing included
         if dist.is_initialized() and dist.get_world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP
 

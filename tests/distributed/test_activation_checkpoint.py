@@ -29,3 +29,4 @@ def test_checkpointed_blocks_match(mode):
     assert torch.allclose(outs[0], outs[1], atol=1e-6)
     for (n, a), b in zip(ref.named_parameters(), model.parameters()):
         assert torch.allclose(a.grad, b.grad, atol=1e-6, rtol=1e-5), n
+
