@@ -26,8 +26,8 @@ MAX_PAD = 256
 # 8 warps: the only count that ran clean on Triton 3.6 / H200 for both kernels (4 faulted; 2 is slow)
 FWD = Tuner("film_fwd", [dict(BLOCK_M=128, num_warps=8, num_stages=2)], dict(BLOCK_M=128, num_warps=8, num_stages=2),
             force=dict(num_warps=8))
-BWD = Tuner("film_bwd", [dict(BLOCK_M=64, num_warps=8, num_stages=1, PROGS_PER_SM=2)],
-            dict(BLOCK_M=64, num_warps=8, num_stages=1, PROGS_PER_SM=2), force=dict(num_warps=8))
+BWD = Tuner("film_bwd", [dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=2)],
+            dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=2), force=dict(num_warps=8))
 
 
 def _pow2(n: int) -> int:

@@ -93,12 +93,13 @@ class TrainSection:
 @dataclass
 class ParallelSection:
     """``cp``: context-parallel size (divides time_length and the world size; dp = world / cp).
-    ``activation_checkpointing``: none | full | selective. ``compile``: ``torch.compile`` every DiT block in
-    place (one shared graph, checkpointing included)."""
+    ``activation_checkpointing``: none | full | selective. ``compile``: on CUDA without context parallelism,
+    ``torch.compile`` every DiT block in place (one shared graph, checkpointing included; the first step
+    compiles for about two minutes at the 1.5 B default, then steps run ~27 % faster); ignored on the CPU."""
 
     cp: int = 1
     activation_checkpointing: str = "none"
-    compile: bool = False
+    compile: bool = True
     find_unused_parameters: bool = False
 
 

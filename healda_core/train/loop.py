@@ -126,7 +126,7 @@ class Trainer:
     # ------------------------------------------------------------------------------------------ setup
     def _wrap(self, model: nn.Module) -> nn.Module:
         fwd = model
-        if self.cfg.parallel.compile:
+        if self.cfg.parallel.compile and self.device.type == "cuda" and self.ps.cp_size == 1:
             model.dit.compile_blocks()  # in place: blocks share one graph, checkpointing included
         if dist.is_initialized() and dist.get_world_size() > 1:
             from torch.nn.parallel import DistributedDataParallel as DDP

@@ -159,3 +159,11 @@ def test_gpu_model_layout_at_scale_bf16():
     w[torch.randperm(p, generator=g)[: int(0.35 * p)]] = 0
     counts = torch.bincount(torch.multinomial(w, 300_000, replacement=True, generator=g), minlength=p)
     check(counts.tolist(), dtype=torch.bfloat16, n_q=64, n_kv=2, d=32, f=32)
+
+
+def test_backward_plan_takes_one_kv_head_per_launch_at_the_default_layout():
+    fwd = op.plan_heads(64, 2, 32, 32)
+    bwd = op.plan_heads(64, 2, 32, 32, op.BWD_ROWS_CAP)
+    assert (fwd.nkv_p, fwd.phases, fwd.block_q) == (2, 1, 64)
+    assert (bwd.nkv_p, bwd.phases, bwd.block_q) == (1, 2, 32)
+    assert op.plan_heads(128, 1, 32, 32, op.BWD_ROWS_CAP).block_q == 128  # q_per_kv above the cap: one head
