@@ -12,6 +12,8 @@ One code path for one CPU, one GPU and DP × CP process groups:
 
 from __future__ import annotations
 
+import contextlib
+
 import math
 import os
 import time
@@ -76,6 +78,9 @@ def set_determinism(seed_rank: int, deterministic: bool) -> None:
     random.seed(seed_rank)
     np.random.seed(seed_rank % 2**32)
     if deterministic:
+        from healda_core.kernels.tuning import configure
+
+        configure(deterministic=True)  # cached or default kernel configs only: no timing-dependent choices
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.deterministic = True
@@ -217,9 +222,16 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any] | None:
-        """Per-channel RMSE in physical units over the validation set (all ranks; None without one)."""
+        """Per-channel RMSE in physical units over the validation set (all ranks; None without one).
+
+        With EMA on, the EMA weights are scored (the weights ``ema.safetensors`` holds); the training
+        weights are restored exactly afterwards."""
         if self.val_set is None:
             return None
+        with self.ema.applied(self.model) if self.ema is not None else contextlib.nullcontext():
+            return self._validate()
+
+    def _validate(self) -> dict[str, Any]:
         self.model.eval()
         last = self.model.time_length - 1
         f0, f1 = self.frames

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -85,6 +88,21 @@ class EMA:
     def load_state_dict(self, sd: dict[str, Tensor]) -> None:
         for k, v in sd.items():
             self.shadow[k].copy_(v)
+
+    @contextlib.contextmanager
+    def applied(self, model: nn.Module) -> Iterator[None]:
+        """Inside the block the model's parameters hold the EMA values; afterwards exactly the originals."""
+        params = dict(model.named_parameters())
+        backup = {k: p.detach().clone() for k, p in params.items()}
+        with torch.no_grad():
+            for k, p in params.items():
+                p.copy_(self.shadow[k])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for k, p in params.items():
+                    p.copy_(backup[k])
 
     def full_state_dict(self, model: nn.Module) -> dict[str, Tensor]:
         """The model's state_dict with EMA parameters (buffers from the model)."""

@@ -97,6 +97,23 @@ def test_training_lowers_validation_rmse(tmp_path):
     assert set(recs[-1]["rmse"]) == {"u1000", "u925", "u850"}  # physical units, named channels
 
 
+def test_validation_scores_the_ema_weights_and_restores_the_training_weights(tmp_path):
+    from healda_core.train import Trainer
+
+    cfg = load_config(None, trainer_overrides(["data.synthetic_val=2", "train.ema_decay=0.5", "optim.lr=1e-2"]))
+    tr = Trainer(cfg, tmp_path / "run")
+    tr.fit(max_steps=3)
+    trained = {k: p.detach().clone() for k, p in tr.model.named_parameters()}
+    got = tr.validate()
+    assert all(torch.equal(trained[k], p) for k, p in tr.model.named_parameters())  # restored bit for bit
+    raw = tr._validate()
+    with torch.no_grad():
+        for k, p in tr.model.named_parameters():
+            p.copy_(tr.ema.shadow[k])
+    ema = tr._validate()
+    assert got["rmse"] == ema["rmse"] and got["rmse"] != raw["rmse"]
+
+
 def test_cli_train_resume_is_exact_and_saves_config(tmp_path):
     runner = CliRunner()
     f = tmp_path / "run.toml"
