@@ -30,6 +30,7 @@ from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolat
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
 from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
+from healda_core.model.dit import inference_compile
 
 
 @dataclass
@@ -44,6 +45,11 @@ class AssimilateResult:
     forward_ms: list[float] = field(default_factory=list)
     peak_memory_gib: float | None = None
     n_obs: int = 0
+
+
+# Compiling the block regions costs ~8 s once per process on an H200 and saves ~0.5 s per 1.5 B forward
+# (docs/benchmarks.md), so assimilate compiles only when at least this many forwards follow (HEALDA_COMPILE wins).
+COMPILE_MIN_FORWARDS = 16
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -256,7 +262,9 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
         if interp is not None:
             writers.append(stack.enter_context(AnalysisWriter(str(tmp_paths[1]), int(cfg["level_in"]), offsets,
                                                               attrs_ll, interp, complevel)))
-        for batch in _batches(mine, batch_size):
+        batches = _batches(mine, batch_size)
+        stack.enter_context(inference_compile(len(batches) >= COMPILE_MIN_FORWARDS))
+        for batch in batches:
             path = batch[0][1]
             pb = load_batch(path, [i for _, _, i in batch], device=dev)
             b = len(batch)

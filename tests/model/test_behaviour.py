@@ -98,3 +98,27 @@ def test_bf16_autocast_forward_close_to_fp32(fixture_small):
     ref = fixture_small["output"]
     assert torch.isfinite(out).all()
     assert (out.float() - ref).abs().max() <= 0.1 * ref.abs().max()
+
+
+def test_inference_compile_policy(monkeypatch):
+    """CUDA inference compiles unless told otherwise; HEALDA_COMPILE beats inference_compile(); never on the
+    CPU or with autograd on."""
+    from healda_core.model.dit import inference_compile, use_compiled_regions
+
+    class FakeCuda:
+        is_cuda = True
+
+    monkeypatch.delenv("HEALDA_COMPILE", raising=False)
+    with torch.no_grad():
+        assert use_compiled_regions(FakeCuda())
+        with inference_compile(False):
+            assert not use_compiled_regions(FakeCuda())
+            with inference_compile(True):
+                assert use_compiled_regions(FakeCuda())
+            monkeypatch.setenv("HEALDA_COMPILE", "1")
+            assert use_compiled_regions(FakeCuda())
+        monkeypatch.setenv("HEALDA_COMPILE", "0")
+        assert not use_compiled_regions(FakeCuda())
+        monkeypatch.delenv("HEALDA_COMPILE")
+        assert not use_compiled_regions(torch.zeros(1))  # CPU
+    assert not use_compiled_regions(FakeCuda())  # autograd on: training compiles whole blocks instead
