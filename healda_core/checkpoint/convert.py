@@ -39,13 +39,20 @@ from healda_core.checkpoint.format import (
     save_safetensors,
     weights_sha256,
 )
+from healda_core.checkpoint.state_dict import (  # noqa: F401 - re-exported: convert is the public module
+    cast_state_dict,
+    expected_freqs,
+    resolve_config,
+    short_list,
+    strip_prefixes,
+    validate_state_dict,
+)
 from healda_core.errors import CheckpointError
 from healda_core.fileio import atomic_output
 
 PHYSICSNEMO_NAME = "VideoHealDA"
 PHYSICSNEMO_MODULE = "physicsnemo.experimental.models.healda.video_healda"
 PHYSICSNEMO_METADATA = {"physicsnemo_version": "2.2.2", "mdlus_file_version": "0.1.0"}
-_PREFIXES = ("module.", "_orig_mod.")
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "net_state", "ema", "module")
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
@@ -86,31 +93,6 @@ class LoadedCheckpoint:
 # --------------------------------------------------------------------------------------------- config
 
 
-def resolve_config(config: dict[str, Any], where: object) -> dict[str, Any]:
-    """Fill defaults, refuse unknown keys, and check that the model can be built from ``config``."""
-    from healda_core.model.healda import default_config
-
-    if not isinstance(config, dict):
-        raise CheckpointError(f"{where}: model configuration must be a JSON object, got {type(config).__name__}")
-    defaults = default_config()
-    unknown = sorted(set(config) - set(defaults))
-    if unknown:
-        raise CheckpointError(f"{where}: unknown model configuration keys: {', '.join(unknown)}")
-    full = {**defaults, **config}
-    try:
-        with torch.device("meta"):
-            _build(full)
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{where}: invalid model configuration: {exc}") from None
-    return full
-
-
-def _build(config: dict[str, Any]):
-    from healda_core.model.healda import HealDA
-
-    return HealDA(**config)
-
-
 def load_config_arg(value: str | None) -> dict[str, Any] | None:
     """``--config``: a JSON file (``args.json`` with ``__args__`` is accepted) or an inline JSON object."""
     if value is None:
@@ -134,82 +116,6 @@ def load_config_arg(value: str | None) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------------- state_dict
-
-
-def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Remove leading ``module.``/``_orig_mod.`` (any order, repeated) and PhysicsNeMo ``device_buffer``."""
-    out = {}
-    for k, v in sd.items():
-        key = k
-        changed = True
-        while changed:
-            changed = False
-            for p in _PREFIXES:
-                if key.startswith(p):
-                    key, changed = key[len(p):], True
-        if key.endswith("device_buffer") and v.numel() == 0:
-            continue
-        if key in out:
-            raise CheckpointError(f"duplicate key {key!r} after stripping module./_orig_mod. prefixes")
-        out[key] = v
-    return out
-
-
-def expected_freqs(noise_channels: int, max_positions: int = 10000) -> torch.Tensor:
-    """``map_noise.freqs`` by its formula (ARCHITECTURE §3.3), float32."""
-    half = noise_channels // 2
-    k = torch.arange(half, dtype=torch.float32) / max(half - 1, 1)
-    return (1.0 / max_positions) ** k
-
-
-def _short(names: list[str], n: int = 8) -> str:
-    return ", ".join(names[:n]) + (f", … ({len(names)} in all)" if len(names) > n else "")
-
-
-def validate_state_dict(sd: dict[str, torch.Tensor], config: dict[str, Any], where: object) -> dict[str, torch.Tensor]:
-    """Check ``sd`` against the model built from ``config``: key set, shapes, floating dtypes, freqs values.
-
-    Returns the state_dict with ``map_noise.freqs`` added (from its formula) when it was absent.
-    """
-    for k, v in sd.items():
-        if not isinstance(v, torch.Tensor):
-            raise CheckpointError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
-    with torch.device("meta"):
-        ref = _build(config).state_dict()
-    sd = dict(sd)
-    freqs = expected_freqs(int(config["noise_channels"]))
-    if FREQS_KEY not in sd:
-        sd[FREQS_KEY] = freqs
-    missing = [k for k in ref if k not in sd]
-    unknown = [k for k in sd if k not in ref]
-    problems = []
-    if missing:
-        problems.append(f"missing keys: {_short(missing)}")
-    if unknown:
-        problems.append(f"unexpected keys: {_short(unknown)}")
-    bad = [f"{k} {tuple(sd[k].shape)} (model {tuple(ref[k].shape)})" for k in ref if k in sd
-           and tuple(sd[k].shape) != tuple(ref[k].shape)]
-    if bad:
-        problems.append(f"shape mismatches: {_short(bad)}")
-    nonfloat = [f"{k} ({sd[k].dtype})" for k in ref if k in sd and not sd[k].is_floating_point()]
-    if nonfloat:
-        problems.append(f"non-floating tensors: {_short(nonfloat)}")
-    if problems:
-        raise CheckpointError(f"{where}: state_dict does not match the model configuration: " + "; ".join(problems))
-    got = sd[FREQS_KEY].float()
-    if not torch.allclose(got, freqs, rtol=1e-6, atol=0.0):
-        raise CheckpointError(f"{where}: {FREQS_KEY} differs from its formula (1e-4)^(k/(n/2-1)) "
-                              f"(max abs diff {float((got - freqs).abs().max()):.3g})")
-    sd[FREQS_KEY] = freqs  # canonical float32 values
-    for k, v in sd.items():
-        if not torch.isfinite(v.float()).all():
-            raise CheckpointError(f"{where}: tensor {k!r} has NaN or infinite values")
-    return {k: sd[k] for k in ref}  # model order
-
-
-def cast_state_dict(sd: dict[str, torch.Tensor], dtype: torch.dtype) -> dict[str, torch.Tensor]:
-    """Cast floating tensors to ``dtype`` (``map_noise.freqs`` stays float32)."""
-    return {k: v if k == FREQS_KEY or not v.is_floating_point() else v.to(dtype) for k, v in sd.items()}
 
 
 # --------------------------------------------------------------------------------------------- readers
@@ -314,7 +220,7 @@ def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
                                           "JSON (a file or inline, e.g. an args.json)")
                 return _as_state_dict(_torch_load(path, path), path), config, "torch-state-dict", {}
     raise CheckpointError(f"{path}: zip holds neither model.pt+args.json (.mdlus) nor net_state.pth (NVlabs): "
-                          f"{_short(names, 6)}")
+                          f"{short_list(names, 6)}")
 
 
 def _json_member(zf: zipfile.ZipFile, name: str, path: Path) -> dict:
