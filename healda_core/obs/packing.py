@@ -80,22 +80,104 @@ def pixels(lon: np.ndarray, lat: np.ndarray, level: int) -> Int[np.ndarray, " n"
     return grid.nest_to_padxy(level)[nest].astype(np.int32)
 
 
+_GATHER_CHUNK = 1 << 20  # output rows per np.take call: the index slice stays in cache
+
+
 def _model_sensor(raw_sensor: np.ndarray) -> np.ndarray:
     return np.where(raw_sensor == vocab.CONV, vocab.CONV_PLEVEL, raw_sensor).astype(np.uint8)
 
 
-def _gather(raw: RawObs, qc: QCResult, src: np.ndarray, pix: np.ndarray, consume: bool) -> dict[str, np.ndarray]:
-    out: dict[str, np.ndarray] = {}
-    out["sensor_id"] = _model_sensor(raw.sensor[src])
+def take(a: np.ndarray, idx: np.ndarray, dtype: type | None = None) -> np.ndarray:
+    """``a[idx]`` (as ``dtype``), gathered with ``np.take`` in cache-sized slices of ``idx``.
+
+    ``np.take`` is ~1.5x faster than fancy indexing at 30 M rows. A same-size integer ``dtype`` is a
+    reinterpretation, bit-identical to ``astype`` (two's complement), so it costs nothing.
+    """
+    dt = np.dtype(dtype or a.dtype)
+    if dt != a.dtype and dt.kind in "iu" and a.dtype.kind in "iu" and dt.itemsize == a.dtype.itemsize:
+        a = a.view(dt)
+    if dt != a.dtype:
+        return np.take(a, idx).astype(dt)
+    out = np.empty(idx.size, dtype=dt)
+    for s in range(0, idx.size, _GATHER_CHUNK):
+        np.take(a, idx[s:s + _GATHER_CHUNK], out=out[s:s + _GATHER_CHUNK])
+    return out
+
+
+@dataclass
+class PackPlan:
+    """Where every packed observation comes from, before the column gathers.
+
+    Attributes:
+        header: the :class:`PackedObs` with every field but ``obs`` (empty): counts, sensor lengths, times.
+        src: (N,) int64 raw row of each packed observation, in packed (flat pixel) order.
+        pix: (N,) int32 pixel. sensor_id: (N,) uint8 model sensor id. counts_by, derived: as in
+        :class:`PackResult`.
+    """
+
+    header: PackedObs
+    src: Int[np.ndarray, " n"]
+    pix: Int[np.ndarray, " n"]
+    sensor_id: Int[np.ndarray, " n"]
+    counts_by: Int[np.ndarray, "s r"]
+    derived: dict[str, int]
+
+
+def plan_pack(
+    raw: RawObs,
+    analysis_s: list[int],
+    *,
+    n_frames: int = 8,
+    step_s: int = 6 * 3600,
+    level: int = 5,
+    qc_options: QCOptions = QCOptions(),
+    qc: QCResult | None = None,
+) -> tuple[PackPlan, QCResult]:
+    """QC (unless ``qc`` is given), frame, pixelise and counting-sort; no per-obs column is gathered yet."""
+    qc = qc if qc is not None else run_qc(raw, qc_options)
+    kept = np.flatnonzero(qc.reason == 0)
+    rows, bt = frames.assign_frames(take(raw.time_ns, kept), list(analysis_s), n_frames, step_s)
+    in_frame = np.zeros(kept.size, dtype=bool)
+    in_frame[rows] = True
+    qc.reason[kept[~in_frame]] = REASON_CODE["outside_frames"]
+    counts_by = count_by_sensor(raw.sensor, qc.reason)
+    src = take(kept, rows)
+    del kept, rows, in_frame
+    x = grid.npix(level)
+    pix = pixels(take(raw.lon, src), take(raw.lat, src), level)
+    order, counts = counting_sort(bt * x + pix, len(analysis_s) * n_frames * x)
+    src, pix, bt = take(src, order), take(pix, order), take(bt, order)
+    del order
+    lut = _model_sensor(np.arange(256, dtype=np.uint8))
+    sensor_id = take(lut[raw.sensor], src)
+    nb = len(analysis_s) * n_frames
+    key = sensor_id.astype(np.int64) * nb + bt
+    del bt
+    lengths = np.bincount(key, minlength=len(vocab.SENSORS) * nb).reshape(len(vocab.SENSORS), len(analysis_s), n_frames)
+    header = PackedObs(np.asarray(analysis_s, np.int64), n_frames, step_s, level, counts, {}, lengths)
+    return PackPlan(header, src, pix, sensor_id, counts_by, qc.derived), qc
+
+
+def gather_columns(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):  # noqa: ANN201 - Iterator
+    """Yield ``(name, column)`` for every :data:`OBS_VARS` entry, in order, gathered in packed order.
+
+    With ``consume`` each raw column is released as soon as it is gathered (lower peak memory).
+    """
     for name, dtype in OBS_VARS.items():
-        if name in _RAW_SOURCE:
-            out[name] = getattr(raw, _RAW_SOURCE[name])[src].astype(dtype, copy=False)
-            if consume:  # release the raw column as soon as it is gathered (peak memory)
-                setattr(raw, _RAW_SOURCE[name], np.zeros(0, getattr(raw, _RAW_SOURCE[name]).dtype))
-    out["value_norm"] = qc.value_norm[src]
-    out["global_channel"] = qc.global_channel[src].astype(np.uint16)
-    out["pix"] = pix
-    return {k: out[k] for k in OBS_VARS}
+        if name == "sensor_id":
+            col = plan.sensor_id
+        elif name == "pix":
+            col = plan.pix
+        elif name == "value_norm":
+            col = take(qc.value_norm, plan.src)
+        elif name == "global_channel":
+            col = take(qc.global_channel, plan.src, np.uint16)
+        else:
+            attr = _RAW_SOURCE[name]
+            col = take(getattr(raw, attr), plan.src, dtype)
+            if consume:
+                setattr(raw, attr, np.zeros(0, getattr(raw, attr).dtype))
+        yield name, col
 
 
 def pack_arrays(
@@ -114,23 +196,9 @@ def pack_arrays(
     ``raw`` is modified in place (derived pressure/height, conv platform set to 0); with ``consume`` its
     columns are released while gathering, so ``raw`` is unusable afterwards but peak memory stays lower.
     """
-    qc = qc if qc is not None else run_qc(raw, qc_options)
-    kept = np.flatnonzero(qc.reason == 0)
-    rows, bt = frames.assign_frames(raw.time_ns[kept], list(analysis_s), n_frames, step_s)
-    in_frame = np.zeros(kept.size, dtype=bool)
-    in_frame[rows] = True
-    qc.reason[kept[~in_frame]] = REASON_CODE["outside_frames"]
-    counts_by = count_by_sensor(raw.sensor, qc.reason)
-    src = kept[rows]
-    del kept, rows, in_frame
-    x = grid.npix(level)
-    pix = pixels(raw.lon[src], raw.lat[src], level)
-    order, counts = counting_sort(bt * x + pix, len(analysis_s) * n_frames * x)
-    src, pix, bt = src[order], pix[order], bt[order]
-    del order
-    obs = _gather(raw, qc, src, pix, consume)
-    nb = len(analysis_s) * n_frames
-    key = obs["sensor_id"].astype(np.int64) * nb + bt
-    lengths = np.bincount(key, minlength=len(vocab.SENSORS) * nb).reshape(len(vocab.SENSORS), len(analysis_s), n_frames)
-    packed = PackedObs(np.asarray(analysis_s, np.int64), n_frames, step_s, level, counts, obs, lengths)
-    return PackResult(packed, counts_by, qc.derived)
+    plan, qc = plan_pack(raw, analysis_s, n_frames=n_frames, step_s=step_s, level=level, qc_options=qc_options,
+                         qc=qc)
+    h = plan.header
+    obs = dict(gather_columns(raw, qc, plan, consume))
+    packed = PackedObs(h.analysis_s, h.n_frames, h.step_s, h.level, h.counts, obs, h.sensor_lengths)
+    return PackResult(packed, plan.counts_by, plan.derived)

@@ -25,6 +25,6 @@ def counting_sort(keys: Int[np.ndarray, " n"], n_buckets: int) -> tuple[Int[np.n
     counts = np.bincount(keys, minlength=n_buckets).astype(np.int64)
     order = np.argsort((keys & 0xFFFF).astype(np.uint16), kind="stable")
     if n_buckets > 1 << 16:
-        hi = (keys >> 16).astype(np.uint16)[order]
-        order = order[np.argsort(hi, kind="stable")]
+        hi = np.take((keys >> 16).astype(np.uint16), order)
+        order = np.take(order, np.argsort(hi, kind="stable"))
     return order.astype(np.int64, copy=False), counts
