@@ -20,7 +20,7 @@ import numpy as np
 
 from healda_core.obs.deflate import backend
 from healda_core.obs.packed_write import write_packed_columns
-from healda_core.obs.packing import gather_columns, plan_pack
+from healda_core.obs.packing import column_sources, gather_columns, plan_pack
 from healda_core.obs.qc import run_qc
 from healda_core.obs.raw import COLUMNS, RawObs
 
@@ -84,7 +84,7 @@ def bench_pack(n: int = 30_000_000, complevel: int = 1, write: bool = True, seed
     if write:
         with tempfile.TemporaryDirectory() as tmp:
             path = os.path.join(tmp, "bench.packed.nc")
-            write_packed_columns(path, plan.header, {}, gather_columns(raw, qc, plan, consume=True),
+            write_packed_columns(path, plan.header, {}, column_sources(raw, qc, plan, consume=True),
                                  complevel=complevel)
             t_rest = time.perf_counter() - t
             size = os.path.getsize(path)

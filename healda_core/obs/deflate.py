@@ -55,14 +55,20 @@ def backend(level: int) -> str:
 
 
 def encode_chunk(chunk: np.ndarray, chunk_len: int, fill: object, level: int, shuffle: bool,
-                 nan_to_fill: bool = False) -> bytes:
-    """One stored chunk: NaN -> ``fill`` (if ``nan_to_fill``), pad to ``chunk_len`` elements, shuffle, deflate.
+                 nan_to_fill: bool = False, index: np.ndarray | None = None) -> bytes:
+    """One stored chunk: gather ``chunk[index]`` (if ``index`` is given), NaN -> ``fill`` (if
+    ``nan_to_fill``), pad to ``chunk_len`` elements, shuffle, deflate.
 
     HDF5 stores every chunk at full size (the edge chunk of a fixed-size dimension too), so the edge
     chunk is padded with the variable's fill value. ``level`` 0 skips the deflate step.
     """
+    if index is not None:
+        chunk = np.take(chunk, index)
     if nan_to_fill:
-        chunk = np.where(np.isnan(chunk), chunk.dtype.type(fill), chunk)
+        nan = np.isnan(chunk)
+        if nan.any():
+            chunk = chunk.copy() if index is None else chunk
+            chunk[nan] = fill
     if chunk.size < chunk_len:
         padded = np.full(chunk_len, fill, dtype=chunk.dtype)
         padded[: chunk.size] = chunk
@@ -87,11 +93,14 @@ class ChunkCompressor:
         self.max_pending = max_pending
 
     def submit(self, name: str, column: np.ndarray, *, fill: object, level: int, shuffle: bool,
-               nan_to_fill: bool = False) -> None:
-        """Queue the chunks of ``column`` (name, start offset) for :func:`encode_chunk`."""
-        for start in range(0, column.size, self.chunk_len):
-            part = column[start:start + self.chunk_len]
-            fut = self.pool.submit(encode_chunk, part, self.chunk_len, fill, level, shuffle, nan_to_fill)
+               nan_to_fill: bool = False, index: np.ndarray | None = None) -> None:
+        """Queue the chunks of ``column`` (or of ``column[index]``, gathered chunk by chunk in the workers)
+        for :func:`encode_chunk`."""
+        n = column.size if index is None else index.size
+        for start in range(0, n, self.chunk_len):
+            stop = start + self.chunk_len
+            part, idx = (column[start:stop], None) if index is None else (column, index[start:stop])
+            fut = self.pool.submit(encode_chunk, part, self.chunk_len, fill, level, shuffle, nan_to_fill, idx)
             self.queue.append((name, start, fut))
 
     def pending_columns(self) -> int:

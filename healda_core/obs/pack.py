@@ -18,7 +18,7 @@ from healda_core.errors import UsageError, input_error
 from healda_core.fileio import atomic_output, check_writable
 from healda_core.obs import frames, vocab
 from healda_core.obs.packed_write import write_packed_columns
-from healda_core.obs.packing import gather_columns, plan_pack
+from healda_core.obs.packing import column_sources, plan_pack
 from healda_core.obs.qc import REASONS, QCOptions, run_qc
 from healda_core.obs.raw import NAT, RawObs, concat
 from healda_core.obs.readers import read_obs_file
@@ -139,7 +139,7 @@ def pack_obs(
     if progress:
         progress("write", 0, 1)
     with atomic_output(out, overwrite) as tmp:  # columns are gathered while earlier ones are compressed
-        write_packed_columns(tmp, plan.header, attrs, gather_columns(raw, qc, plan, consume=True),
+        write_packed_columns(tmp, plan.header, attrs, column_sources(raw, qc, plan, consume=True),
                              complevel=complevel)
     del raw, qc
     return PackSummary(

@@ -113,11 +113,13 @@ def _write_netcdf4(path: str | Path, p: PackedObs, attrs: dict[str, object], com
 def write_packed_columns(path: str | Path, header: PackedObs, attrs: dict[str, object],
                          columns: Iterable[tuple[str, np.ndarray]], *, complevel: int = 1,
                          workers: int | None = None) -> None:
-    """Write a packed file whose per-obs columns arrive one by one (``(name, array)``, every
-    :data:`OBS_VARS` name once, length ``header.n_obs``); ``header.obs`` is not used.
+    """Write a packed file whose per-obs columns arrive one by one; ``header.obs`` is not used.
 
-    Each column's chunks are encoded in a thread pool as soon as it arrives and stored while the next
-    column is produced, so a generator of gathers overlaps with compression.
+    ``columns`` yields every :data:`OBS_VARS` name once, with either the column (length ``header.n_obs``)
+    or a ``(source, index)`` pair meaning ``source[index]`` (see
+    :func:`~healda_core.obs.packing.column_sources`), which the worker threads gather chunk by chunk, so
+    no full packed column is ever materialised. Each column's chunks are encoded in a thread pool as soon
+    as it arrives and stored (in order, by this thread) while later columns are still being encoded.
     """
     import h5py
 
@@ -130,16 +132,19 @@ def write_packed_columns(path: str | Path, header: PackedObs, attrs: dict[str, o
                 f[name].id.write_direct_chunk((start,), data, 0)
 
         for name, col in columns:
-            if name not in OBS_VARS or name in seen or col.shape != (n,):
-                raise ValueError(f"column {name!r}: unexpected, repeated or not of length {n}")
+            source, index = col if isinstance(col, tuple) else (np.asarray(col, dtype=OBS_VARS[name]), None)
+            length = source.shape[0] if index is None else index.shape[0]
+            if name not in OBS_VARS or name in seen or length != n or source.dtype != OBS_VARS[name]:
+                raise ValueError(f"column {name!r}: unexpected, repeated, not of length {n} or not "
+                                 f"{np.dtype(OBS_VARS[name])}")
             seen.add(name)
             d = f[name]
             if d.fletcher32 or d.scaleoffset is not None or d.compression not in (None, "gzip"):
                 raise RuntimeError(f"{name}: unexpected HDF5 filters {d._filters}")
             level = int(d.compression_opts) if d.compression == "gzip" else 0
-            cc.submit(name, np.asarray(col, dtype=OBS_VARS[name]), fill=_fill_of(OBS_VARS[name]), level=level,
-                      shuffle=bool(d.shuffle), nan_to_fill=np.dtype(OBS_VARS[name]).kind == "f")
-            del col
+            cc.submit(name, source, fill=_fill_of(OBS_VARS[name]), level=level, shuffle=bool(d.shuffle),
+                      nan_to_fill=np.dtype(OBS_VARS[name]).kind == "f", index=index)
+            del col, source, index
             store(block=False)
         store(block=True)
     if seen != set(OBS_VARS):

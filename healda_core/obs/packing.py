@@ -12,9 +12,10 @@ import numpy as np
 from jaxtyping import Int
 
 from healda_core import grid
-from healda_core.obs import frames, vocab
+from healda_core.obs import frames, threads, vocab
 from healda_core.obs.qc import REASON_CODE, QCOptions, QCResult, count_by_sensor, run_qc
 from healda_core.obs.raw import RawObs
+from healda_core.obs import sorting
 from healda_core.obs.sorting import counting_sort
 
 #: per-obs stored variables: name -> (source column of RawObs or a computed name, dtype)
@@ -136,26 +137,74 @@ def plan_pack(
     """QC (unless ``qc`` is given), frame, pixelise and counting-sort; no per-obs column is gathered yet."""
     qc = qc if qc is not None else run_qc(raw, qc_options)
     kept = np.flatnonzero(qc.reason == 0)
-    rows, bt = frames.assign_frames(take(raw.time_ns, kept), list(analysis_s), n_frames, step_s)
-    in_frame = np.zeros(kept.size, dtype=bool)
-    in_frame[rows] = True
+    x, nb, n_sensors = grid.npix(level), len(analysis_s) * n_frames, len(vocab.SENSORS)
+    n_buckets = nb * x
+    lut = _model_sensor(np.arange(256, dtype=np.uint8))
+    # chunks of kept rows on every core, each framed, pixelised and sorted by key; their sorted runs are then
+    # scattered into the global stable order (the same as one global counting sort; see chunk_bases). The
+    # per-chunk bucket counts cost n_buckets int64 each, so few analyses use small chunks, many use big ones.
+    chunk = max(threads.ROW_CHUNK, -(-kept.size * n_buckets // (1 << 24)))
+
+    def frame_pixel_sort(s: slice) -> tuple[np.ndarray, ...]:
+        k = kept[s]
+        rows, bt = frames.assign_frames(take(raw.time_ns, k), list(analysis_s), n_frames, step_s)
+        in_frame = np.zeros(k.size, dtype=bool)
+        in_frame[rows] = True
+        src = take(k, rows)
+        key = bt * x + pixels(take(raw.lon, src), take(raw.lat, src), level)
+        sid = np.take(lut, take(raw.sensor, src))
+        lengths = np.bincount(sid.astype(np.int64) * nb + bt, minlength=n_sensors * nb)
+        order, counts = counting_sort(key, n_buckets)
+        return take(src, order), take(sid, order), take(key, order), counts, lengths, in_frame
+
+    parts = threads.map_rows(frame_pixel_sort, kept.size, chunk)
+    in_frame = np.concatenate([p[5] for p in parts]) if parts else np.zeros(0, bool)
     qc.reason[kept[~in_frame]] = REASON_CODE["outside_frames"]
     counts_by = count_by_sensor(raw.sensor, qc.reason)
-    src = take(kept, rows)
-    del kept, rows, in_frame
-    x = grid.npix(level)
-    pix = pixels(take(raw.lon, src), take(raw.lat, src), level)
-    order, counts = counting_sort(bt * x + pix, len(analysis_s) * n_frames * x)
-    src, pix, bt = take(src, order), take(pix, order), take(bt, order)
-    del order
-    lut = _model_sensor(np.arange(256, dtype=np.uint8))
-    sensor_id = take(lut[raw.sensor], src)
-    nb = len(analysis_s) * n_frames
-    key = sensor_id.astype(np.int64) * nb + bt
-    del bt
-    lengths = np.bincount(key, minlength=len(vocab.SENSORS) * nb).reshape(len(vocab.SENSORS), len(analysis_s), n_frames)
+    del kept, in_frame
+    counts, bases = sorting.chunk_bases([p[3] for p in parts])
+    if not parts:
+        counts = np.zeros(n_buckets, np.int64)
+    lengths = np.sum([p[4] for p in parts], axis=0) if parts else np.zeros(n_sensors * nb, np.int64)
+    lengths = lengths.reshape(n_sensors, len(analysis_s), n_frames).astype(np.int64)
+    n = int(counts.sum())
+    src, sensor_id = np.empty(n, np.int64), np.empty(n, np.uint8)
+    threads.map_rows(lambda s: sorting.scatter_sorted(bases[s.start], parts[s.start][2],
+                                                      [(src, parts[s.start][0]), (sensor_id, parts[s.start][1])]),
+                     len(parts), 1)
+    del parts, bases
+    pix = (np.repeat(np.arange(counts.size, dtype=np.int64), counts) % x).astype(np.int32)  # sorted keys % x
     header = PackedObs(np.asarray(analysis_s, np.int64), n_frames, step_s, level, counts, {}, lengths)
     return PackPlan(header, src, pix, sensor_id, counts_by, qc.derived), qc
+
+
+def column_sources(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):  # noqa: ANN201 - Iterator
+    """Yield ``(name, (source, index))`` for every :data:`OBS_VARS` entry, in order: the packed column is
+    ``source[index]`` (``index`` None: ``source`` itself), with ``source`` already of the stored dtype.
+
+    Lets a consumer gather chunk by chunk (e.g. on several threads) instead of materialising columns.
+    With ``consume`` each raw column is dropped from ``raw`` after it is yielded (the consumer's reference
+    keeps it alive only until it has been gathered), which lowers peak memory.
+    """
+    for name, dtype in OBS_VARS.items():
+        attr = None
+        if name == "sensor_id":
+            item = (plan.sensor_id, None)
+        elif name == "pix":
+            item = (plan.pix, None)
+        elif name == "value_norm":
+            item = (qc.value_norm, plan.src)
+        elif name == "global_channel":
+            item = (qc.global_channel.view(np.uint16), plan.src)  # ids of kept rows are >= 0
+        else:
+            attr = _RAW_SOURCE[name]
+            col = getattr(raw, attr)
+            same_int = col.dtype.kind in "iu" and np.dtype(dtype).kind in "iu" and col.dtype.itemsize == np.dtype(dtype).itemsize
+            item = (col.view(dtype) if same_int else col.astype(dtype, copy=False), plan.src)
+            del col
+        yield name, item
+        if consume and attr is not None:
+            setattr(raw, attr, np.zeros(0, getattr(raw, attr).dtype))
 
 
 def gather_columns(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):  # noqa: ANN201 - Iterator
@@ -163,21 +212,9 @@ def gather_columns(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = Fa
 
     With ``consume`` each raw column is released as soon as it is gathered (lower peak memory).
     """
-    for name, dtype in OBS_VARS.items():
-        if name == "sensor_id":
-            col = plan.sensor_id
-        elif name == "pix":
-            col = plan.pix
-        elif name == "value_norm":
-            col = take(qc.value_norm, plan.src)
-        elif name == "global_channel":
-            col = take(qc.global_channel, plan.src, np.uint16)
-        else:
-            attr = _RAW_SOURCE[name]
-            col = take(getattr(raw, attr), plan.src, dtype)
-            if consume:
-                setattr(raw, attr, np.zeros(0, getattr(raw, attr).dtype))
-        yield name, col
+    for name, (source, index) in column_sources(raw, qc, plan, consume):
+        yield name, source if index is None else take(source, index)
+        del source
 
 
 def pack_arrays(
