@@ -54,6 +54,19 @@ def backend(level: int) -> str:
     return "isal" if _isal is not None and level <= 3 else "zlib"
 
 
+def nan_to_fill_value(a: np.ndarray, fill: object, inplace: bool = False) -> np.ndarray:
+    """``np.where(np.isnan(a), fill, a)`` for a float array, fast.
+
+    ``np.fmax`` (which returns the non-NaN operand) is branch-free, unlike a masked assignment, whose cost
+    explodes on the random NaN patterns of mixed satellite/conventional columns (~10x). It equals the
+    select wherever ``a >= fill``; any value below ``fill`` (e.g. -inf) falls back to the select.
+    """
+    f = a.dtype.type(fill)
+    if np.less(a, f).any():
+        return np.where(np.isnan(a), f, a)
+    return np.fmax(a, f, out=a if inplace else None)
+
+
 def encode_chunk(chunk: np.ndarray, chunk_len: int, fill: object, level: int, shuffle: bool,
                  nan_to_fill: bool = False, index: np.ndarray | None = None) -> bytes:
     """One stored chunk: gather ``chunk[index]`` (if ``index`` is given), NaN -> ``fill`` (if
@@ -65,10 +78,7 @@ def encode_chunk(chunk: np.ndarray, chunk_len: int, fill: object, level: int, sh
     if index is not None:
         chunk = np.take(chunk, index)
     if nan_to_fill:
-        nan = np.isnan(chunk)
-        if nan.any():
-            chunk = chunk.copy() if index is None else chunk
-            chunk[nan] = fill
+        chunk = nan_to_fill_value(chunk, fill, inplace=index is not None)
     if chunk.size < chunk_len:
         padded = np.full(chunk_len, fill, dtype=chunk.dtype)
         padded[: chunk.size] = chunk

@@ -43,6 +43,18 @@ def test_encode_chunk_pads_gathers_and_fills():
     assert out.tolist() == [3.0, 1.0]
 
 
+def test_nan_to_fill_value_is_the_select():
+    from healda_core.obs.deflate import nan_to_fill_value
+
+    fill = np.float32(-3.3687953e38)
+    a = np.array([1.0, np.nan, -0.0, np.inf, -np.inf, -3.4e38, fill, 5e-45], np.float32)
+    ref = np.where(np.isnan(a), fill, a)
+    assert nan_to_fill_value(a, fill).tobytes() == ref.tobytes()
+    b = a[[0, 1, 2, 3, 6, 7]].copy()
+    out = nan_to_fill_value(b.copy(), fill, inplace=True)
+    assert out.tobytes() == np.where(np.isnan(b), fill, b).tobytes()
+
+
 def test_compressor_keeps_order():
     with ChunkCompressor(chunk_len=7, workers=2, max_pending=1) as cc:
         cc.submit("a", np.arange(30, dtype=np.int32), fill=0, level=1, shuffle=True)
