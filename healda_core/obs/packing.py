@@ -7,15 +7,15 @@ arrays are what the packed NetCDF stores (DATA §7b); :mod:`healda_core.obs.pack
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 from jaxtyping import Int
 
 from healda_core import grid
-from healda_core.obs import frames, threads, vocab
+from healda_core.obs import frames, sorting, threads, vocab
 from healda_core.obs.qc import REASON_CODE, QCOptions, QCResult, count_by_sensor, run_qc
 from healda_core.obs.raw import RawObs
-from healda_core.obs import sorting
 from healda_core.obs.sorting import counting_sort
 
 #: per-obs stored variables: name -> (source column of RawObs or a computed name, dtype)
@@ -124,6 +124,38 @@ class PackPlan:
     derived: dict[str, int]
 
 
+@dataclass
+class _Chunk:
+    """One chunk of kept rows after framing, pixels and a local stable sort by flat key."""
+
+    src: np.ndarray  # raw rows, sorted by key
+    sensor_id: np.ndarray  # model sensor ids, same order
+    key: np.ndarray  # flat keys, sorted
+    counts: np.ndarray  # (n_buckets,) keys per bucket
+    lengths: np.ndarray  # (n_sensors * B * T,) obs per sensor and frame
+    in_frame: np.ndarray  # (rows of the chunk,) bool: in some frame of some analysis
+
+
+def _frame_pixel_sort(raw: RawObs, kept_all: np.ndarray, analysis_s: list[int], n_frames: int, step_s: int,
+                      level: int, rows_of_kept: slice) -> _Chunk:
+    kept = kept_all[rows_of_kept]
+    x, nb = grid.npix(level), len(analysis_s) * n_frames
+    rows, bt = frames.assign_frames(take(raw.time_ns, kept), list(analysis_s), n_frames, step_s)
+    in_frame = np.zeros(kept.size, dtype=bool)
+    in_frame[rows] = True
+    src = take(kept, rows)
+    key = bt * x + pixels(take(raw.lon, src), take(raw.lat, src), level)
+    sid = np.take(_model_sensor(np.arange(256, dtype=np.uint8)), take(raw.sensor, src))
+    lengths = np.bincount(sid.astype(np.int64) * nb + bt, minlength=len(vocab.SENSORS) * nb)
+    order, counts = counting_sort(key, nb * x)
+    return _Chunk(take(src, order), take(sid, order), take(key, order), counts, lengths, in_frame)
+
+
+def _run_job(jobs: list[tuple], one: slice) -> None:
+    sorting.scatter_sorted(*jobs[one.start])
+    jobs[one.start] = None  # release the chunk's sorted runs as soon as they are scattered
+
+
 def plan_pack(
     raw: RawObs,
     analysis_s: list[int],
@@ -134,45 +166,34 @@ def plan_pack(
     qc_options: QCOptions = QCOptions(),
     qc: QCResult | None = None,
 ) -> tuple[PackPlan, QCResult]:
-    """QC (unless ``qc`` is given), frame, pixelise and counting-sort; no per-obs column is gathered yet."""
+    """QC (unless ``qc`` is given), frame, pixelise and counting-sort; no per-obs column is gathered yet.
+
+    Chunks of kept rows are framed, pixelised and sorted by flat key on every core; their sorted runs are
+    then scattered into the global stable order, the same as one global counting sort of the concatenated
+    keys (:func:`~healda_core.obs.sorting.chunk_bases`). Each chunk's bucket counts cost ``n_buckets`` int64,
+    so a few analyses use small chunks and many analyses big ones.
+    """
     qc = qc if qc is not None else run_qc(raw, qc_options)
     kept = np.flatnonzero(qc.reason == 0)
     x, nb, n_sensors = grid.npix(level), len(analysis_s) * n_frames, len(vocab.SENSORS)
-    n_buckets = nb * x
-    lut = _model_sensor(np.arange(256, dtype=np.uint8))
-    # chunks of kept rows on every core, each framed, pixelised and sorted by key; their sorted runs are then
-    # scattered into the global stable order (the same as one global counting sort; see chunk_bases). The
-    # per-chunk bucket counts cost n_buckets int64 each, so few analyses use small chunks, many use big ones.
-    chunk = max(threads.ROW_CHUNK, -(-kept.size * n_buckets // (1 << 24)))
-
-    def frame_pixel_sort(s: slice) -> tuple[np.ndarray, ...]:
-        k = kept[s]
-        rows, bt = frames.assign_frames(take(raw.time_ns, k), list(analysis_s), n_frames, step_s)
-        in_frame = np.zeros(k.size, dtype=bool)
-        in_frame[rows] = True
-        src = take(k, rows)
-        key = bt * x + pixels(take(raw.lon, src), take(raw.lat, src), level)
-        sid = np.take(lut, take(raw.sensor, src))
-        lengths = np.bincount(sid.astype(np.int64) * nb + bt, minlength=n_sensors * nb)
-        order, counts = counting_sort(key, n_buckets)
-        return take(src, order), take(sid, order), take(key, order), counts, lengths, in_frame
-
-    parts = threads.map_rows(frame_pixel_sort, kept.size, chunk)
-    in_frame = np.concatenate([p[5] for p in parts]) if parts else np.zeros(0, bool)
+    chunk = max(threads.ROW_CHUNK, -(-kept.size * nb * x // (1 << 24)))
+    parts = threads.map_rows(partial(_frame_pixel_sort, raw, kept, analysis_s, n_frames, step_s, level),
+                             kept.size, chunk)
+    in_frame = np.concatenate([p.in_frame for p in parts]) if parts else np.zeros(0, bool)
     qc.reason[kept[~in_frame]] = REASON_CODE["outside_frames"]
     counts_by = count_by_sensor(raw.sensor, qc.reason)
-    del kept, in_frame
-    counts, bases = sorting.chunk_bases([p[3] for p in parts])
+    del kept, in_frame  # peak memory: release what is no longer needed as early as possible
+    counts, bases = sorting.chunk_bases([p.counts for p in parts])
     if not parts:
-        counts = np.zeros(n_buckets, np.int64)
-    lengths = np.sum([p[4] for p in parts], axis=0) if parts else np.zeros(n_sensors * nb, np.int64)
+        counts = np.zeros(nb * x, np.int64)
+    lengths = np.sum([p.lengths for p in parts], axis=0) if parts else np.zeros(n_sensors * nb, np.int64)
     lengths = lengths.reshape(n_sensors, len(analysis_s), n_frames).astype(np.int64)
     n = int(counts.sum())
     src, sensor_id = np.empty(n, np.int64), np.empty(n, np.uint8)
-    threads.map_rows(lambda s: sorting.scatter_sorted(bases[s.start], parts[s.start][2],
-                                                      [(src, parts[s.start][0]), (sensor_id, parts[s.start][1])]),
-                     len(parts), 1)
+    jobs = [(base, p.key, [(src, p.src), (sensor_id, p.sensor_id)]) for base, p in zip(bases, parts)]
     del parts, bases
+    threads.map_rows(partial(_run_job, jobs), len(jobs), 1)
+    del jobs
     pix = (np.repeat(np.arange(counts.size, dtype=np.int64), counts) % x).astype(np.int32)  # sorted keys % x
     header = PackedObs(np.asarray(analysis_s, np.int64), n_frames, step_s, level, counts, {}, lengths)
     return PackPlan(header, src, pix, sensor_id, counts_by, qc.derived), qc
@@ -199,7 +220,8 @@ def column_sources(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = Fa
         else:
             attr = _RAW_SOURCE[name]
             col = getattr(raw, attr)
-            same_int = col.dtype.kind in "iu" and np.dtype(dtype).kind in "iu" and col.dtype.itemsize == np.dtype(dtype).itemsize
+            dt = np.dtype(dtype)
+            same_int = col.dtype.kind in "iu" and dt.kind in "iu" and col.dtype.itemsize == dt.itemsize
             item = (col.view(dtype) if same_int else col.astype(dtype, copy=False), plan.src)
             del col
         yield name, item
@@ -233,8 +255,8 @@ def pack_arrays(
     ``raw`` is modified in place (derived pressure/height, conv platform set to 0); with ``consume`` its
     columns are released while gathering, so ``raw`` is unusable afterwards but peak memory stays lower.
     """
-    plan, qc = plan_pack(raw, analysis_s, n_frames=n_frames, step_s=step_s, level=level, qc_options=qc_options,
-                         qc=qc)
+    plan, qc = plan_pack(raw, analysis_s, n_frames=n_frames, step_s=step_s, level=level,
+                         qc_options=qc_options, qc=qc)
     h = plan.header
     obs = dict(gather_columns(raw, qc, plan, consume))
     packed = PackedObs(h.analysis_s, h.n_frames, h.step_s, h.level, h.counts, obs, h.sensor_lengths)

@@ -12,11 +12,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from .conftest import T0, make_raw
 from healda_core.obs import packed_write, threads
 from healda_core.obs.deflate import ChunkCompressor, encode_chunk, shuffle_bytes
 from healda_core.obs.packed import read_packed, write_packed, write_packed_columns
 from healda_core.obs.packing import OBS_VARS, column_sources, pack_arrays, plan_pack
+
+from .conftest import T0, make_raw
 
 TIMES = [T0, T0 + 21600]
 
@@ -68,7 +69,7 @@ def _packed(n=3000):
 
 
 def _nc_dump(path):
-    """Everything netCDF4 sees: dims, global attrs, per variable dtype/dims/attrs/filters/chunking/raw values."""
+    """What netCDF4 sees: dims, global attrs, per variable dtype/dims/attrs/filters/chunking/raw values."""
     out = {}
     with netCDF4.Dataset(path) as ds:
         out["dims"] = {k: len(v) for k, v in ds.dimensions.items()}
