@@ -32,8 +32,8 @@ def _report_row(row: dict, as_json: bool) -> None:
 @bench_app.command("pack")
 def bench_pack_cmd(
     n: int = typer.Option(30_000_000, "--n", help="Number of synthetic observations."),
-    complevel: int = typer.Option(1, "--complevel", min=0, max=9, help="zlib level of the write; 0 = none."),
-    no_write: bool = typer.Option(False, "--no-write", help="Skip the NetCDF write."),
+    complevel: int = typer.Option(1, "--complevel", min=0, max=9, help="Deflate level of the write (1-3 ISA-L, 4-9 zlib); 0 = none."),
+    no_write: bool = typer.Option(False, "--no-write", help="Gather in memory only; no NetCDF write."),
     as_json: bool = typer.Option(False, "--json", help="One JSON line on stdout."),
 ) -> None:
     """Observation packing throughput (obs/s) and peak memory on synthetic input."""

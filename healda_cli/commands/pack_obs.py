@@ -79,7 +79,7 @@ def pack_obs_cmd(
     no_history: Annotated[bool, typer.Option("--no-history", help="Do not record the command in 'history'.")] = False,
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
-    complevel: Annotated[int, typer.Option("--complevel", min=0, max=9, help="zlib level; 0 = uncompressed.")] = 1,
+    complevel: Annotated[int, typer.Option("--complevel", min=0, max=9, help="Deflate level (shuffle on; 1-3 via ISA-L, 4-9 via zlib); 0 = uncompressed.")] = 1,
     sensor: Annotated[Optional[list[str]], typer.Option("--sensor", help="Sensors to keep (repeatable) "
                                                         "[default: the v2 recipe's].")] = None,
     conv_min_pressure: Annotated[float, typer.Option("--conv-min-pressure", help="Non-GPS conv floor, hPa.")] = 1.0,

@@ -17,8 +17,8 @@ import numpy as np
 from healda_core.errors import UsageError, input_error
 from healda_core.fileio import atomic_output, check_writable
 from healda_core.obs import frames, vocab
-from healda_core.obs.packed import write_packed
-from healda_core.obs.packing import pack_arrays
+from healda_core.obs.packed_write import write_packed_columns
+from healda_core.obs.packing import column_sources, plan_pack
 from healda_core.obs.qc import REASONS, QCOptions, run_qc
 from healda_core.obs.raw import NAT, RawObs, concat
 from healda_core.obs.readers import read_obs_file
@@ -130,20 +130,21 @@ def pack_obs(
     qc = run_qc(raw, qc_options)
     analysis, inferred = choose_times(raw, times, qc.reason == 0, step_s)
     sources = list(raw.sources)
-    result = pack_arrays(raw, analysis, n_frames=n_frames, step_s=step_s, level=level, qc=qc, consume=True)
-    del raw, qc
+    plan, qc = plan_pack(raw, analysis, n_frames=n_frames, step_s=step_s, level=level, qc=qc)
     attrs: dict[str, object] = {"healda_input_files": [str(s) for s in sources],
                                 "healda_input_file_number": np.int32(len(sources)),
-                                "healda_qc_options": asdict(qc_options), "healda_derived": result.derived}
+                                "healda_qc_options": asdict(qc_options), "healda_derived": plan.derived}
     if history:
         attrs["history"] = history
     if progress:
         progress("write", 0, 1)
-    with atomic_output(out, overwrite) as tmp:
-        write_packed(tmp, result.packed, attrs, complevel=complevel)
+    with atomic_output(out, overwrite) as tmp:  # columns are gathered while earlier ones are compressed
+        write_packed_columns(tmp, plan.header, attrs, column_sources(raw, qc, plan, consume=True),
+                             complevel=complevel)
+    del raw, qc
     return PackSummary(
         output=str(out), inputs=[str(s) for s in sources], formats=fmts,
         analysis_times=[frames.format_time(t) for t in analysis], times_inferred_from=inferred,
-        n_frames=n_frames, step=frames.iso_duration(step_s), level=level, n_packed=result.packed.n_obs,
-        sensors=_sensor_rows(result.counts), derived=result.derived,
+        n_frames=n_frames, step=frames.iso_duration(step_s), level=level, n_packed=plan.header.n_obs,
+        sensors=_sensor_rows(plan.counts_by), derived=plan.derived,
     )

@@ -23,77 +23,9 @@ from healda_core.errors import input_error
 from healda_core.fileio import open_netcdf
 from healda_core.obs.context import ObsContext, build_pixel_group_map
 from healda_core.obs.features import features_v2
-from healda_core.obs.packed_schema import FLOAT_FILL, OBS_ATTRS, global_attrs, write_tables
+from healda_core.obs.packed_schema import FLOAT_FILL
+from healda_core.obs.packed_write import CHUNK_OBS, write_packed, write_packed_columns
 from healda_core.obs.packing import OBS_VARS, PackedObs
-
-CHUNK_OBS = 1 << 20
-
-
-def _time_vars(ds: netCDF4.Dataset, p: PackedObs) -> None:
-    ft = p.frame_times()
-    units = "seconds since 1970-01-01T00:00:00Z"
-    v = ds.createVariable("analysis_time", "i8", ("analysis",))
-    v.setncatts({"units": units, "calendar": "proleptic_gregorian", "standard_name": "time",
-                 "long_name": "analysis time (the last frame)"})
-    v[:] = p.analysis_s
-    v = ds.createVariable("frame_time", "i8", ("analysis", "frame"))
-    v.setncatts({"units": units, "calendar": "proleptic_gregorian", "long_name": "frame time t_k"})
-    v[:] = ft
-    v = ds.createVariable("second_of_day", "f8", ("analysis", "frame"))
-    v.setncatts({"units": "s", "long_name": "second of day of the frame time (UTC)"})
-    v[:] = (ft % 86400).astype(np.float64)
-    day0 = (ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]")).astype(np.int64)
-    v = ds.createVariable("day_of_year", "f8", ("analysis", "frame"))
-    v.setncatts({"units": "day", "long_name": "days since 1 January 00:00 UTC of the frame's year (0-based)"})
-    v[:] = (ft - day0) / 86400.0
-
-
-def _ragged_vars(ds: netCDF4.Dataset, p: PackedObs) -> None:
-    b, t, x = len(p.analysis_s), p.n_frames, p.n_cell
-    v = ds.createVariable("cell", "i4", ("cell",))
-    v.setncatts({"long_name": f"HEALPix pixel index at level {p.level}, earth2grid PAD_XY order", "units": "1"})
-    v[:] = np.arange(x, dtype=np.int32)
-    v = ds.createVariable("obs_count", "i4", ("analysis", "frame", "cell"), zlib=True, complevel=1, shuffle=True,
-                          chunksizes=(1, t, x))
-    v.setncatts({"sample_dimension": "obs", "units": "1",
-                 "long_name": "number of observations of each (analysis, frame, cell), in obs order"})
-    v[:] = p.counts.reshape(b, t, x).astype(np.int32)
-    v = ds.createVariable("cu_seqlens", "i8", ("cell_edge",), zlib=True, complevel=1, shuffle=True)
-    v.setncatts({"units": "1", "long_name": "offsets: obs of flat pixel i are [cu_seqlens[i], cu_seqlens[i+1])",
-                 "flat_index": "(analysis*n_frame + frame)*n_cell + cell"})
-    cu = np.zeros(b * t * x + 1, dtype=np.int64)
-    np.cumsum(p.counts, out=cu[1:])
-    v[:] = cu
-
-
-def _obs_vars(ds: netCDF4.Dataset, p: PackedObs, complevel: int) -> None:
-    n = p.n_obs
-    comp = {"zlib": complevel > 0, "complevel": max(complevel, 1), "shuffle": True} if n else {}
-    if n:
-        comp["chunksizes"] = (min(n, CHUNK_OBS),)
-    for name, dtype in OBS_VARS.items():
-        is_float = np.dtype(dtype).kind == "f"
-        v = ds.createVariable(name, dtype, ("obs",), fill_value=FLOAT_FILL if is_float else None, **comp)
-        v.set_auto_maskandscale(False)
-        v.setncatts(OBS_ATTRS[name])
-        data = p.obs[name]
-        for s in range(0, n, CHUNK_OBS):
-            chunk = data[s:s + CHUNK_OBS]
-            v[s:s + chunk.size] = np.where(np.isnan(chunk), FLOAT_FILL, chunk) if is_float else chunk
-
-
-def write_packed(path: str | Path, p: PackedObs, attrs: dict[str, object], *, complevel: int = 1) -> None:
-    """Write ``p`` to ``path`` (NetCDF-4, zlib ``complevel`` + shuffle; 0 disables compression)."""
-    with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        ds.setncatts(global_attrs(p, attrs))
-        b, t, x = len(p.analysis_s), p.n_frames, p.n_cell
-        for dim, size in (("analysis", b), ("frame", t), ("cell", x), ("cell_edge", b * t * x + 1),
-                          ("obs", p.n_obs)):
-            ds.createDimension(dim, size)
-        _time_vars(ds, p)
-        _ragged_vars(ds, p)
-        write_tables(ds, p)
-        _obs_vars(ds, p, complevel)
 
 
 def _read_obs(ds: netCDF4.Dataset, start: int, stop: int) -> dict[str, np.ndarray]:
@@ -196,5 +128,5 @@ def qc_options_of(path: str | Path) -> dict:
         return json.loads(getattr(ds, "healda_qc_options", "{}"))
 
 
-__all__ = ["PackedBatch", "load_batch", "packed_features", "read_packed", "to_obs_context", "write_packed",
-           "PackedObs"]
+__all__ = ["CHUNK_OBS", "PackedBatch", "load_batch", "packed_features", "read_packed", "to_obs_context",
+           "write_packed", "write_packed_columns", "PackedObs"]
