@@ -124,7 +124,8 @@ def main() -> None:
     ap.add_argument("--skip-assimilate", action="store_true")
     ap.add_argument("--profile", action="store_true", help="profile the last variant's forward (top kernels)")
     ap.add_argument("--variants", default="kernels:HEALDA_KERNELS=on",
-                    help="'name:ENV=V,ENV=V;name2:...' forward variants, timed in this order")
+                    help="'name:ENV=V,ENV=V;name2:...' forward variants, timed in this order; the pseudo-variable "
+                         "COMPILE_BLOCKS=1 compiles whole blocks (VideoDiT.compile_blocks) first")
     args = ap.parse_args()
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
@@ -181,7 +182,10 @@ def main() -> None:
         variants.append(["pytorch", "HEALDA_KERNELS=off,HEALDA_COMPILE=0"])
     for name, envs in variants:
         saved = dict(os.environ)
-        os.environ.update(dict(kv.split("=", 1) for kv in envs.split(",") if kv))
+        env = dict(kv.split("=", 1) for kv in envs.split(",") if kv)
+        if env.pop("COMPILE_BLOCKS", "0") == "1":  # whole blocks compiled in place (irreversible: list it last)
+            model.dit.compile_blocks()
+        os.environ.update(env)
         try:
             t0 = time.perf_counter()
             ms, peak = timed_forward(model, x, t, sod, doy, ctx, args.warmup, args.iters)
