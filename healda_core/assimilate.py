@@ -30,7 +30,7 @@ from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolat
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
 from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
-from healda_core.model.dit import inference_compile
+from healda_core.model.compile_policy import inference_compile
 
 
 @dataclass

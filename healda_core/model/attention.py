@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
+from healda_core.model.compile_policy import compile_wanted
 from healda_core.model.embed import apply_rope
 
 _PRIORITIES = {
@@ -165,7 +166,7 @@ def _temporal_core(q: Tensor, k: Tensor, v: Tensor, cos: Tensor | None, sin: Ten
 
 
 def _compile_enabled() -> bool:
-    return os.environ.get("HEALDA_COMPILE", "1") not in ("0", "off") and not torch.compiler.is_compiling()
+    return compile_wanted() and not torch.compiler.is_compiling()
 
 
 @functools.lru_cache(maxsize=1)

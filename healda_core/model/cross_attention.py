@@ -51,7 +51,7 @@ class PixelCrossAttention(nn.Module):
             raise ValueError(f"cu_seqlens_k has {cu_seqlens_k.shape[0]} entries, expected B*T*X+1 = {p + 1}")
 
     def forward(self, hidden: Float[Tensor, "b t x d"], tokens: Float[Tensor, "n f"],
-                cu_seqlens_k: Int[Tensor, " p1"], max_seqlen_k: int, group_map=None) -> Float[Tensor, "b t x d"]:  # noqa: ANN001
+                cu_seqlens_k: Int[Tensor, " p1"], max_seqlen_k: int, group_map=None) -> Float[Tensor, "b t x d"]:
         if not torch.compiler.is_compiling():
             self._check(hidden, tokens, cu_seqlens_k)
         b, t, x, d = hidden.shape

@@ -6,16 +6,15 @@ with ``modulate(z, shift, scale) = z·(1 + scale) + shift`` and all modulations 
 
 from __future__ import annotations
 
-import contextlib
 import functools
-import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
 
 from healda_core.model.attention import SpatialSelfAttention, TemporalAttention, sdpa_priority
+from healda_core.model.compile_policy import compile_wanted
 from healda_core.model.embed import EDMConditionEmbedder, RotaryEmbedding1DTables
 
 
@@ -155,30 +154,11 @@ def _block_post(blk: VideoDiTBlock, h: Tensor, c: Tensor, cross: Tensor | None, 
     return h + blk.drop_path(m_gate) * blk.linear(z)
 
 
-_INFERENCE_COMPILE: list[bool] = []  # innermost inference_compile() setting
-
-
-@contextlib.contextmanager
-def inference_compile(enabled: bool) -> Iterator[None]:
-    """Within the block, CUDA inference compiles (or not) the block regions, unless ``HEALDA_COMPILE`` is set
-    (the variable always wins). ``assimilate`` uses it to compile only when enough forwards follow."""
-    _INFERENCE_COMPILE.append(bool(enabled))
-    try:
-        yield
-    finally:
-        _INFERENCE_COMPILE.pop()
-
-
 def use_compiled_regions(h: Tensor) -> bool:
-    """Whether a block runs its two dense regions through ``torch.compile``: CUDA inference (no autograd),
-    not already compiling, and ``HEALDA_COMPILE`` (else the innermost :func:`inference_compile`, else on).
-    The ragged cross-attention between the regions stays eager (its token count changes with every batch)."""
-    if not h.is_cuda or torch.is_grad_enabled() or torch.compiler.is_compiling():
-        return False
-    env = os.environ.get("HEALDA_COMPILE")
-    if env is not None:
-        return env.strip().lower() not in ("0", "off", "false", "no")
-    return _INFERENCE_COMPILE[-1] if _INFERENCE_COMPILE else True
+    """Whether a block runs its two dense regions through ``torch.compile``: CUDA inference (no autograd), not
+    already compiling, and :func:`~healda_core.model.compile_policy.compile_wanted`. The ragged cross-attention
+    between the regions stays eager (its token count changes with every batch)."""
+    return h.is_cuda and not torch.is_grad_enabled() and not torch.compiler.is_compiling() and compile_wanted()
 
 
 @functools.lru_cache(maxsize=1)

@@ -42,7 +42,7 @@ def _chunks(n: int, size: int):
 
 class _RaggedAttention(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale):  # noqa: ANN001
+    def forward(ctx, q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale):
         out_dtype = q.dtype
         ct = torch.promote_types(q.dtype, torch.float32)
         q_, x_, wk, wv = (t.to(ct) for t in (q, tokens, w_k, w_v))
@@ -76,7 +76,7 @@ class _RaggedAttention(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx, d_out):  # noqa: ANN001
+    def backward(ctx, d_out):
         q_, x_, wk, wv, bv, seg, prob, out = ctx.saved_tensors
         scale, has_bias, dtypes, bias_dtype = ctx.meta
         bv = bv if has_bias else None
@@ -138,7 +138,7 @@ def ragged_attention_torch(
 _IMPL: dict = {}
 
 
-def kernel_impl():  # noqa: ANN201
+def kernel_impl():
     """The Triton implementation when triton is installed, else None (resolved once: ``torch.compile``
     cannot trace an import, so :meth:`VideoDiT.compile_blocks` resolves it before tracing)."""
     if "pa" not in _IMPL:
@@ -158,7 +158,7 @@ def pixel_attention(
     cu_seqlens_k: Int[Tensor, " p1"],
     max_seqlen_k: int,
     scale: float,
-    group_map=None,  # noqa: ANN001 - PixelGroupMap | None
+    group_map=None,
 ) -> Float[Tensor, "p n_q d"]:
     """Dispatch: Triton kernel on CUDA (unless ``HEALDA_KERNELS=off``), else :func:`ragged_attention_torch`."""
     from healda_core.kernels import kernels_enabled

@@ -103,7 +103,9 @@ def test_bf16_autocast_forward_close_to_fp32(fixture_small):
 def test_inference_compile_policy(monkeypatch):
     """CUDA inference compiles unless told otherwise; HEALDA_COMPILE beats inference_compile(); never on the
     CPU or with autograd on."""
-    from healda_core.model.dit import inference_compile, use_compiled_regions
+    from healda_core.model.attention import _compile_enabled
+    from healda_core.model.compile_policy import inference_compile
+    from healda_core.model.dit import use_compiled_regions
 
     class FakeCuda:
         is_cuda = True
@@ -113,6 +115,7 @@ def test_inference_compile_policy(monkeypatch):
         assert use_compiled_regions(FakeCuda())
         with inference_compile(False):
             assert not use_compiled_regions(FakeCuda())
+            assert not _compile_enabled()  # nor the temporal-attention core
             with inference_compile(True):
                 assert use_compiled_regions(FakeCuda())
             monkeypatch.setenv("HEALDA_COMPILE", "1")

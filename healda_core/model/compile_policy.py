@@ -1,0 +1,37 @@
+"""When the model compiles parts of itself with ``torch.compile`` (CUDA only; see README "GPU switches").
+
+``HEALDA_COMPILE`` always wins (``1``/``0``). Without it, training (autograd on) compiles, and inference
+follows the innermost :func:`inference_compile` (default: compile). ``assimilate`` turns compilation off
+when too few forwards follow to repay it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+
+import torch
+
+_INFERENCE: list[bool] = []  # innermost inference_compile() setting last
+
+
+@contextlib.contextmanager
+def inference_compile(enabled: bool) -> Iterator[None]:
+    """Within the block, inference compiles (or not), unless ``HEALDA_COMPILE`` is set."""
+    _INFERENCE.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _INFERENCE.pop()
+
+
+def compile_wanted() -> bool:
+    """``HEALDA_COMPILE`` if set; else True with autograd on; else the innermost :func:`inference_compile`
+    (True outside any)."""
+    env = os.environ.get("HEALDA_COMPILE")
+    if env is not None:
+        return env.strip().lower() not in ("0", "off", "false", "no")
+    if torch.is_grad_enabled():
+        return True
+    return _INFERENCE[-1] if _INFERENCE else True
