@@ -6,6 +6,7 @@ Every kernel has a pure-PyTorch path elsewhere in ``healda_core``; the model use
 
 from __future__ import annotations
 
+import importlib
 import os
 
 try:  # triton is optional: absent on macOS/Windows and CPU-only installs
@@ -25,7 +26,7 @@ def triton_version() -> str | None:
     return triton.__version__
 
 
-def kernels_enabled(device) -> bool:  # noqa: ANN001 - torch.device
+def kernels_enabled(device) -> bool:
     """True when the Triton kernels should run for tensors on ``device``.
 
     Requires triton and a CUDA device, or ``TRITON_INTERPRET=1`` (CPU interpreter, tests only), and
@@ -38,3 +39,18 @@ def kernels_enabled(device) -> bool:  # noqa: ANN001 - torch.device
     if getattr(device, "type", str(device)) == "cuda":
         return True
     return os.environ.get("TRITON_INTERPRET", "0") == "1" and os.environ.get("HEALDA_KERNELS", "").lower() == "force"
+
+
+_OPS: dict[str, object] = {}
+
+
+def kernel_op(module: str, name: str):
+    """``healda_core.kernels.<module>.<name>``, or None when it cannot be imported (no triton). Imported once
+    and kept: ``torch.compile`` cannot trace an import, so compiled code must find it already resolved."""
+    key = f"{module}.{name}"
+    if key not in _OPS:
+        try:
+            _OPS[key] = getattr(importlib.import_module(f"healda_core.kernels.{module}"), name, None)
+        except ImportError:
+            _OPS[key] = None
+    return _OPS[key]

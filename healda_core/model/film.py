@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor, nn
@@ -56,18 +54,11 @@ class ObsTokenizerFiLM(nn.Module):
 
     def forward(self, obs: Float[Tensor, " n"], float_metadata: Float[Tensor, "n m"], obs_type: Int[Tensor, " n"],
                 channel: Int[Tensor, " n"], platform: Int[Tensor, " n"]) -> Float[Tensor, "n f"]:
-        from healda_core.kernels import kernels_enabled
+        from healda_core.kernels import kernel_op, kernels_enabled
 
         if self.use_fused_mlp and kernels_enabled(obs.device):
-            impl = _kernel_impl()
+            impl = kernel_op("film_op", "film_tokenize")
             if impl is not None:
                 return impl(self, obs, float_metadata, obs_type, channel, platform)
         return self.forward_torch(obs, float_metadata, obs_type, channel, platform)
 
-
-def _kernel_impl():
-    try:
-        mod = importlib.import_module("healda_core.kernels.film_op")
-    except ImportError:
-        return None
-    return getattr(mod, "film_tokenize", None)

@@ -13,8 +13,6 @@ O(pixels × max_seqlen)). Arithmetic runs in at least float32 (float64 stays flo
 
 from __future__ import annotations
 
-import importlib
-
 import torch
 from jaxtyping import Float, Int
 from torch import Tensor
@@ -81,7 +79,7 @@ class _RaggedAttention(torch.autograd.Function):
         scale, has_bias, dtypes, bias_dtype = ctx.meta
         bv = bv if has_bias else None
         d_out = d_out.to(q_.dtype)
-        p_count, n_q, d = q_.shape
+        _, n_q, d = q_.shape
         n, n_kv = x_.shape[0], wk.shape[0] // d
         g, kdim = n_q // n_kv, wk.shape[0]
         delta = (d_out * out).sum(-1)  # (P, n_q) = Σ_j p·dp per pixel and head
@@ -135,18 +133,12 @@ def ragged_attention_torch(
     return _RaggedAttention.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)
 
 
-_IMPL: dict = {}
-
-
 def kernel_impl():
-    """The Triton implementation when triton is installed, else None (resolved once: ``torch.compile``
-    cannot trace an import, so :meth:`VideoDiT.compile_blocks` resolves it before tracing)."""
-    if "pa" not in _IMPL:
-        try:
-            _IMPL["pa"] = getattr(importlib.import_module("healda_core.kernels.pixel_attn_op"), "pixel_attention", None)
-        except ImportError:
-            _IMPL["pa"] = None
-    return _IMPL["pa"]
+    """The Triton pixel attention when triton is installed, else None (:func:`~healda_core.kernels.kernel_op`;
+    :meth:`VideoDiT.compile_blocks` resolves it before tracing)."""
+    from healda_core.kernels import kernel_op
+
+    return kernel_op("pixel_attn_op", "pixel_attention")
 
 
 def pixel_attention(
