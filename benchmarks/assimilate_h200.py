@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--skip-torch-path", action="store_true")
     ap.add_argument("--skip-assimilate", action="store_true")
     ap.add_argument("--profile", action="store_true", help="profile the last variant's forward (top kernels)")
+    ap.add_argument("--profile-variant", default=None, help="which variant --profile profiles (default: the last)")
     ap.add_argument("--variants", default="kernels:HEALDA_KERNELS=on",
                     help="'name:ENV=V,ENV=V;name2:...' forward variants, timed in this order; the pseudo-variable "
                          "COMPILE_BLOCKS=1 compiles whole blocks (VideoDiT.compile_blocks) first")
@@ -185,6 +186,21 @@ def main() -> None:
         env = dict(kv.split("=", 1) for kv in envs.split(",") if kv)
         if env.pop("COMPILE_BLOCKS", "0") == "1":  # whole blocks compiled in place (irreversible: list it last)
             model.dit.compile_blocks()
+        import torch._inductor.config as icfg
+
+        from healda_core.model import attention as _att
+        from healda_core.model import dit as _dit
+
+        # INDUCTOR_<NAME>=V sets torch._inductor.config.<name> for this variant; compiled code is dropped so
+        # every variant traces afresh under its own settings
+        saved_cfg = {}
+        for k in [k for k in env if k.startswith("INDUCTOR_")]:
+            name = k.removeprefix("INDUCTOR_").lower()
+            saved_cfg[name] = getattr(icfg, name)
+            setattr(icfg, name, env.pop(k) in ("1", "true", "True"))
+        torch._dynamo.reset()
+        _dit._compiled_regions.cache_clear()
+        _att._compiled_core.cache_clear()
         os.environ.update(env)
         try:
             t0 = time.perf_counter()
@@ -196,12 +212,14 @@ def main() -> None:
                 "all_ms": [round(v, 1) for v in ms], "peak_gib": round(peak, 2), "warmup_s": round(first_s, 1),
                 "no_obs_median_ms": round(statistics.median(ms0), 1), "no_obs_peak_gib": round(peak0, 2),
                 "obs_path_ms": round(statistics.median(ms) - statistics.median(ms0), 1)}
-            if args.profile and name == variants[-1][0]:
+            if args.profile and name == (args.profile_variant or variants[-1][0]):
                 result[f"profile_{name}"] = profile_forward(model, x, t, sod, doy, ctx)
         except Exception as exc:  # noqa: BLE001 - record and continue
             result[f"forward_{name}"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         os.environ.clear()
         os.environ.update(saved)
+        for name, v in saved_cfg.items():
+            setattr(icfg, name, v)
         print(name, json.dumps(result[f"forward_{name}"]), flush=True)
     if args.skip_assimilate:
         print(json.dumps(result, indent=1), flush=True)

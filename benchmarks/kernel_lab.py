@@ -32,6 +32,25 @@ def err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
+def top_kernels(fn, k: int = 6) -> list:  # noqa: ANN001
+    """CUDA time per kernel name (ms) of one ``fn()`` call, largest first."""
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        fn()
+        torch.cuda.synchronize()
+    tot: dict[str, float] = {}
+    for e in prof.events():
+        if e.device_type.name == "CUDA":
+            tot[e.name[:60]] = tot.get(e.name[:60], 0.0) + e.device_time / 1e3
+    return sorted(([n, round(v, 3)] for n, v in tot.items()), key=lambda r: -r[1])[:k]
+
+
+PROFILE = False
+
+
 def lab_pa(n: int, reps: int) -> dict:
     from healda_core.bench.kernels import bench_pixel_attention, pa_inputs
     from healda_core.kernels.pixel_attn_op import pixel_attention
@@ -49,7 +68,11 @@ def lab_pa(n: int, reps: int) -> dict:
     ref_grads = torch.autograd.grad(ref, ref_leaves, inp["dout"].float())
     errs = {"out": err(out, ref)} | {f"d{k}": err(g, r) for k, g, r in
                                      zip(("q", "tokens", "wk", "wv", "bv"), grads, ref_grads, strict=True)}
-    return {"pa_fwd_ms": rows[0]["median_ms"], "pa_fwdbwd_ms": rows[1]["median_ms"], "pa_err": errs}
+    res = {"pa_fwd_ms": rows[0]["median_ms"], "pa_fwdbwd_ms": rows[1]["median_ms"], "pa_err": errs}
+    if PROFILE:
+        res["pa_profile"] = top_kernels(lambda: torch.autograd.grad(pixel_attention(*leaves, cu, mx, None), leaves,
+                                                                    inp["dout"]))
+    return res
 
 
 def lab_film(n: int, reps: int, dot: str) -> dict:
@@ -75,7 +98,10 @@ def lab_film(n: int, reps: int, dot: str) -> dict:
     ref_grads = torch.autograd.grad(ref, params, x["dout"])
     names = [k for k, _ in mod.named_parameters()]
     errs = {"out": err(out, ref)} | {k: err(g, r) for k, g, r in zip(names, grads, ref_grads, strict=True)}
-    return {"film_fwd_ms": rows[0]["median_ms"], "film_fwdbwd_ms": rows[1]["median_ms"], "film_err": errs}
+    res = {"film_fwd_ms": rows[0]["median_ms"], "film_fwdbwd_ms": rows[1]["median_ms"], "film_err": errs}
+    if PROFILE:
+        res["film_profile"] = top_kernels(lambda: torch.autograd.grad(fused(*args), params, x["dout"].to(out.dtype)))
+    return res
 
 
 def main() -> None:
@@ -87,13 +113,20 @@ def main() -> None:
     p.add_argument("--reps", type=int, default=10)
     p.add_argument("--pa-max-block-q", type=int, default=None,
                    help="cap the query rows per program (32: one kv head per launch, no block-diagonal tile)")
+    p.add_argument("--profile", action="store_true", help="also list the CUDA kernels of one fwd+bwd by time")
+    p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
     a = p.parse_args()
+    global PROFILE
+    PROFILE = a.profile
+    if a.deterministic:
+        torch.use_deterministic_algorithms(True)
     if a.pa_max_block_q:
         from healda_core.kernels import pixel_attn_op
 
         pixel_attn_op.MAX_BLOCK_Q = a.pa_max_block_q
     res = {"override": os.environ.get("HEALDA_KERNEL_OVERRIDE"), "film_dot": a.film_dot, "n": a.n,
-           "pa_max_block_q": a.pa_max_block_q}
+           "pa_max_block_q": a.pa_max_block_q,
+           "DISABLE_MMA_V3": os.environ.get("DISABLE_MMA_V3"), "deterministic": a.deterministic}
     t0 = time.perf_counter()
     for op in a.ops.split(","):
         try:

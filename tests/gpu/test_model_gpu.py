@@ -46,3 +46,29 @@ def test_forward_has_no_host_device_sync(fixture_small, monkeypatch):
             model(*args, ctx)
         finally:
             torch.cuda.set_sync_debug_mode("default")
+
+
+def test_addmm_gelu_epilogue_is_tanh_gelu():
+    """Mlp's CUDA inference path relies on ``_addmm_activation(use_gelu=True)`` being GELU(tanh) there."""
+    torch.manual_seed(0)
+    x, w, b = torch.randn(256, 64, device="cuda"), torch.randn(96, 64, device="cuda"), torch.randn(96, device="cuda")
+    for dt in (torch.float32, torch.bfloat16):
+        y = torch._addmm_activation(b.to(dt), x.to(dt), w.to(dt).t(), use_gelu=True).float()
+        z = (x.to(dt).float() @ w.to(dt).float().t() + b.to(dt).float()).double()
+        tanh = torch.nn.functional.gelu(z, approximate="tanh")
+        erf = torch.nn.functional.gelu(z)
+        assert (y - tanh).abs().max() < (y - erf).abs().max() / 4 or (y - tanh).abs().max() < 1e-4 * tanh.abs().max()
+
+
+def test_mlp_epilogue_matches_module(monkeypatch):
+    from healda_core.model.dit import Mlp
+
+    torch.manual_seed(0)
+    m = Mlp(64, 256).cuda()
+    x = torch.randn(2, 3, 50, 64, device="cuda")
+    with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+        fused = m(x)
+        monkeypatch.setenv("HEALDA_GELU_EPILOGUE", "0")
+        plain = m(x)
+    assert fused.shape == plain.shape and fused.dtype == plain.dtype
+    assert (fused.float() - plain.float()).abs().max() <= 2e-2 * plain.float().abs().max()
