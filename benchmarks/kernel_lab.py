@@ -51,6 +51,24 @@ def top_kernels(fn, k: int = 6) -> list:  # noqa: ANN001
 PROFILE = False
 
 
+def host_and_stream(fn, name: str, reps: int = 20) -> dict:  # noqa: ANN001
+    """Host time of one call (no sync: launch overhead) and the per-call time of ``reps`` back-to-back calls
+    between two CUDA events (GPU-bound: launch latency hidden)."""
+    fn()
+    torch.cuda.synchronize()
+    t0 = time.perf_counter()
+    fn()
+    host_us = (time.perf_counter() - t0) * 1e6
+    torch.cuda.synchronize()
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    for _ in range(reps):
+        fn()
+    e.record()
+    e.synchronize()
+    return {f"{name}_host_us": round(host_us, 1), f"{name}_stream_ms": round(s.elapsed_time(e) / reps, 4)}
+
+
 def lab_pa(n: int, reps: int) -> dict:
     from healda_core.bench.kernels import bench_pixel_attention, pa_inputs
     from healda_core.kernels.pixel_attn_op import pixel_attention
@@ -69,6 +87,8 @@ def lab_pa(n: int, reps: int) -> dict:
     errs = {"out": err(out, ref)} | {f"d{k}": err(g, r) for k, g, r in
                                      zip(("q", "tokens", "wk", "wv", "bv"), grads, ref_grads, strict=True)}
     res = {"pa_fwd_ms": rows[0]["median_ms"], "pa_fwdbwd_ms": rows[1]["median_ms"], "pa_err": errs}
+    res |= host_and_stream(lambda: pixel_attention(inp["q"], inp["tokens"], inp["wk"], inp["wv"], inp["bv"], cu, mx,
+                                                   None), "pa_fwd")
     if PROFILE:
         res["pa_profile"] = top_kernels(lambda: torch.autograd.grad(pixel_attention(*leaves, cu, mx, None), leaves,
                                                                     inp["dout"]))

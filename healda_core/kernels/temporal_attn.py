@@ -41,46 +41,62 @@ def _temporal_fwd_kernel(
     h = hb * HB + tl.arange(0, HB)
     p = tl.arange(0, P_PAD)
     j = tl.arange(0, 2)
-    # element (t, h, p, j) = channel c = 2p + j of head h at frame t
-    c = 2 * p[None, :, None] + j[None, None, :]  # (1, P, 2)
-    row = (b * T + t) * X + x  # (T_PAD,) row of the (B·T·X) token axis
-    col = h[:, None, None] * hd + c  # (HB, P, 2)
-    m = (t < T)[:, None, None, None] & (h < H)[None, :, None, None] & (c < hd)[None, :, :]
-    off = row[:, None, None, None] * (3 * d) + col[None, :, :, :]
-    qe, qo = tl.split(tl.load(QKV + off, mask=m, other=0.0).to(tl.float32))
-    ke, ko = tl.split(tl.load(QKV + d + off, mask=m, other=0.0).to(tl.float32))
-    ve, vo = tl.split(tl.load(QKV + 2 * d + off, mask=m, other=0.0).to(tl.float32))
+    # element (h, p, j) of one frame = channel c = 2p + j of head h
+    c = 2 * p[:, None] + j[None, :]  # (P, 2)
+    col = h[:, None, None] * hd + c[None, :, :]  # (HB, P, 2)
+    cm = (h < H)[:, None, None] & (c < hd)[None, :, :]
+    row = (b * T + t) * X + x  # (T_PAD,) rows of the (B·T·X) token axis
+    qoff = row[:, None, None, None] * (3 * d) + col[None, :, :, :]
+    qm = (t < T)[:, None, None, None] & cm[None, :, :, :]
+    qe, qo = tl.split(tl.load(QKV + qoff, mask=qm, other=0.0).to(tl.float32))  # (T, HB, P) each
     if ROPE:
-        toff = t[:, None, None, None] * hd + c[None, :, :]  # (T, 1, P, 2)
-        tm = (t < T)[:, None, None, None] & (c < hd)[None, :, :]
+        toff = t[:, None, None] * hd + c[None, :, :]  # (T, P, 2)
+        tm = (t < T)[:, None, None] & (c < hd)[None, :, :]
         ce, co = tl.split(tl.load(COS + toff, mask=tm, other=0.0).to(tl.float32))
         se, so = tl.split(tl.load(SIN + toff, mask=tm, other=0.0).to(tl.float32))
-        qe, qo = qe * ce - qo * se, qo * co + qe * so
-        ke, ko = ke * ce - ko * se, ko * co + ke * so
-    # scores (Tq, Tk, HB)
-    s = tl.sum(qe[:, None, :, :] * ke[None, :, :, :], 3) + tl.sum(qo[:, None, :, :] * ko[None, :, :, :], 3)
-    s = s * scale
-    tq = t[:, None, None]
-    tk = t[None, :, None]
-    ok = tk < T
-    if CAUSAL:
-        ok = ok & (tk <= tq)
-    if WINDOW:
-        ok = ok & (tk > tq - window)
-    if LINEAR:
-        w = tl.where(ok, s, 0.0)
-    else:
-        s = tl.where(ok, s, float("-inf"))
-        mx = tl.max(s, 1)
-        mx = tl.where(mx == float("-inf"), 0.0, mx)  # padded query frames: no allowed key
-        e = tl.exp(s - mx[:, None, :])
-        den = tl.sum(e, 1)
-        w = e / tl.where(den > 0.0, den, 1.0)[:, None, :]
-    oe = tl.sum(w[:, :, :, None] * ve[None, :, :, :], 1)
-    oo = tl.sum(w[:, :, :, None] * vo[None, :, :, :], 1)
-    o = tl.join(oe, oo)  # (T, HB, P, 2)
+        qe, qo = qe * ce[:, None, :] - qo * se[:, None, :], qo * co[:, None, :] + qe * so[:, None, :]
+    qe = qe * scale
+    qo = qo * scale
+    acc_e = tl.zeros([T_PAD, HB, P_PAD], tl.float32)
+    acc_o = tl.zeros([T_PAD, HB, P_PAD], tl.float32)
+    m_run = tl.full([T_PAD, HB], float("-inf"), tl.float32)
+    l_run = tl.zeros([T_PAD, HB], tl.float32)
+    for tk in tl.static_range(T):  # one key frame at a time: (T, HB) scores against every query frame
+        koff = ((b * T + tk) * X + x) * (3 * d) + d + col
+        ke, ko = tl.split(tl.load(QKV + koff, mask=cm, other=0.0).to(tl.float32))  # (HB, P)
+        ve, vo = tl.split(tl.load(QKV + koff + d, mask=cm, other=0.0).to(tl.float32))
+        if ROPE:
+            kc = tk * hd + c
+            ce_k, co_k = tl.split(tl.load(COS + kc, mask=c < hd, other=0.0).to(tl.float32))
+            se_k, so_k = tl.split(tl.load(SIN + kc, mask=c < hd, other=0.0).to(tl.float32))
+            ke, ko = ke * ce_k[None, :] - ko * se_k[None, :], ko * co_k[None, :] + ke * so_k[None, :]
+        s = tl.sum(qe * ke[None, :, :], 2) + tl.sum(qo * ko[None, :, :], 2)  # (T, HB)
+        ok = (tl.zeros([T_PAD, HB], tl.int32) + tk) < T  # key frames past T never occur (static range)
+        if CAUSAL:
+            ok = ok & (tk <= t[:, None])
+        if WINDOW:
+            ok = ok & (tk > t[:, None] - window)
+        if LINEAR:
+            w = tl.where(ok, s, 0.0)
+            acc_e += w[:, :, None] * ve[None, :, :]
+            acc_o += w[:, :, None] * vo[None, :, :]
+        else:
+            s = tl.where(ok, s, float("-inf"))
+            m_new = tl.maximum(m_run, s)
+            m_safe = tl.where(m_new == float("-inf"), 0.0, m_new)
+            alpha = tl.exp(m_run - m_safe)
+            pw = tl.exp(s - m_safe)
+            l_run = l_run * alpha + pw
+            acc_e = acc_e * alpha[:, :, None] + pw[:, :, None] * ve[None, :, :]
+            acc_o = acc_o * alpha[:, :, None] + pw[:, :, None] * vo[None, :, :]
+            m_run = m_new
+    if not LINEAR:
+        inv = 1.0 / tl.where(l_run > 0.0, l_run, 1.0)
+        acc_e = acc_e * inv[:, :, None]
+        acc_o = acc_o * inv[:, :, None]
+    o = tl.join(acc_e, acc_o)  # (T, HB, P, 2)
     ooff = row[:, None, None, None] * d + col[None, :, :, :]
-    tl.store(OUT + ooff, o.to(OUT.dtype.element_ty), mask=m)
+    tl.store(OUT + ooff, o.to(OUT.dtype.element_ty), mask=qm)
 
 
 def _pow2(n: int) -> int:
@@ -100,7 +116,7 @@ def temporal_attention(qkv: Tensor, cos: Tensor | None, sin: Tensor | None, num_
     out = torch.empty((b, t, x, d), device=qkv.device, dtype=qkv.dtype)
     if out.numel() == 0:
         return out
-    hb = 2 if num_heads > 1 else 1
+    hb = min(4, _pow2(num_heads))
     rope = cos is not None and sin is not None
     cs = (cos.float().contiguous(), sin.float().contiguous()) if rope else (qkv, qkv)
     grid = (b * x * triton.cdiv(num_heads, hb),)

@@ -52,12 +52,12 @@ def test_addmm_gelu_epilogue_is_tanh_gelu():
     """Mlp's CUDA inference path relies on ``_addmm_activation(use_gelu=True)`` being GELU(tanh) there."""
     torch.manual_seed(0)
     x, w, b = torch.randn(256, 64, device="cuda"), torch.randn(96, 64, device="cuda"), torch.randn(96, device="cuda")
-    for dt in (torch.float32, torch.bfloat16):
-        y = torch._addmm_activation(b.to(dt), x.to(dt), w.to(dt).t(), use_gelu=True).float()
-        z = (x.to(dt).float() @ w.to(dt).float().t() + b.to(dt).float()).double()
-        tanh = torch.nn.functional.gelu(z, approximate="tanh")
-        erf = torch.nn.functional.gelu(z)
-        assert (y - tanh).abs().max() < (y - erf).abs().max() / 4 or (y - tanh).abs().max() < 1e-4 * tanh.abs().max()
+    y = torch._addmm_activation(b, x, w.t(), use_gelu=True).double()
+    z = (x.double() @ w.double().t() + b.double())
+    tanh, erf = torch.nn.functional.gelu(z, approximate="tanh"), torch.nn.functional.gelu(z)
+    assert (y - tanh).abs().max() < (y - erf).abs().max() / 4  # fp32 (TF32 off): tanh, not erf
+    yb = torch._addmm_activation(b.bfloat16(), x.bfloat16(), w.bfloat16().t(), use_gelu=True).double()
+    assert (yb - tanh).abs().max() <= 2e-2 * tanh.abs().max()  # bf16 operands and output
 
 
 def test_mlp_epilogue_matches_module(monkeypatch):
