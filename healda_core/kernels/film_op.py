@@ -115,11 +115,9 @@ def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows
     return part.sum(0), gem, d_obs, d_meta
 
 
-@torch.library.custom_op("healda::film_tokenizer_fwd", mutates_args=())
-def film_fwd(obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor, e_type: Tensor,
-             e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor, ln_b: Tensor, w2: Tensor,
-             b2: Tensor, eps: float, out_dtype: torch.dtype) -> Tensor:
-    """FiLM tokens (N, F) in ``out_dtype``."""
+def _fwd_impl(obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor, e_type: Tensor,
+              e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor, ln_b: Tensor, w2: Tensor,
+              b2: Tensor, eps: float, out_dtype: torch.dtype) -> Tensor:
     dm = _dims(meta, e_type, e_chan, e_plat, w1, w2)
     args = _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2)
     out = torch.empty(obs.shape[0], dm["F"], device=obs.device, dtype=out_dtype)
@@ -127,6 +125,15 @@ def film_fwd(obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platf
                      obs.device)
     _fwd_launch(cfg, dm, args, out, eps)
     return out
+
+
+@torch.library.custom_op("healda::film_tokenizer_fwd", mutates_args=())
+def film_fwd(obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor, e_type: Tensor,
+             e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor, ln_b: Tensor, w2: Tensor,
+             b2: Tensor, eps: float, out_dtype: torch.dtype) -> Tensor:
+    """FiLM tokens (N, F) in ``out_dtype``."""
+    return _fwd_impl(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps,
+                     out_dtype)
 
 
 @film_fwd.register_fake
@@ -238,6 +245,16 @@ def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor,
         return module.forward_torch(obs, float_metadata, obs_type, channel, platform)
     dev = obs.device.type
     out_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else lin1.weight.dtype
-    return film_fwd(obs, float_metadata, obs_type, channel, platform, module.embed_table.weight,
-                    module.channel_embedding.weight, plat.weight if plat is not None else None, lin1.weight,
-                    lin1.bias, ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)
+    args = (obs, float_metadata, obs_type, channel, platform, module.embed_table.weight,
+            module.channel_embedding.weight, plat.weight if plat is not None else None, lin1.weight, lin1.bias,
+            ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)
+    if _direct(args):  # eager inference: skip the op dispatcher's host overhead
+        return _fwd_impl(*args)
+    return film_fwd(*args)
+
+
+def _direct(args: tuple) -> bool:
+    """True when no autograd is needed and nothing is being traced: the op's dispatch is then pure overhead."""
+    if torch.compiler.is_compiling():
+        return False
+    return not torch.is_grad_enabled() or not any(isinstance(a, Tensor) and a.requires_grad for a in args)

@@ -139,16 +139,9 @@ class TemporalAttention(nn.Module):
     def forward(self, z: Float[Tensor, "b t x d"], rope_cos: Tensor | None = None,
                 rope_sin: Tensor | None = None) -> Float[Tensor, "b t x d"]:
         b, t, x, d = z.shape
+        q, k, v = self.qkv(z).view(b, t, x, 3, self.num_heads, self.head_dim).unbind(3)
         if self.use_rope and (rope_cos is None or rope_sin is None):
             raise ValueError("TemporalAttention with use_rope=True needs rope_cos and rope_sin")
-        qkv = self.qkv(z)
-        fused = _fused_op(qkv)
-        if fused is not None:  # inference: one kernel from qkv to the attention output
-            cos, sin = (rope_cos, rope_sin) if self.use_rope else (None, None)
-            out = fused(qkv, cos, sin, self.num_heads, self.is_causal, self.causal_window or 0,
-                        self.linear_attention, 1.0 / math.sqrt(self.head_dim))
-            return self.proj(out)
-        q, k, v = qkv.view(b, t, x, 3, self.num_heads, self.head_dim).unbind(3)
         allowed = self.mask(t, z.device)
         core = _compiled_core() if z.is_cuda and _compile_enabled() else _temporal_core
         out = core(q, k, v, rope_cos if self.use_rope else None, rope_sin if self.use_rope else None, allowed,
@@ -170,16 +163,6 @@ def _temporal_core(q: Tensor, k: Tensor, v: Tensor, cos: Tensor | None, sin: Ten
             scores = scores.masked_fill(~allowed, float("-inf"))
         scores = scores.softmax(dim=-1)
     return torch.einsum("bxhqk,bkxhc->bqxhc", scores, v)
-
-
-def _fused_op(qkv: Tensor):
-    """The fused temporal-attention kernel (``healda_core.kernels.temporal_attn``) when it applies: kernels
-    enabled for the device and no autograd (the kernel has no backward). None otherwise."""
-    if torch.is_grad_enabled() or os.environ.get("HEALDA_TEMPORAL_KERNEL", "1") == "0":
-        return None
-    from healda_core.kernels import kernel_op, kernels_enabled
-
-    return kernel_op("temporal_attn", "temporal_attention") if kernels_enabled(qkv.device) else None
 
 
 def _compile_enabled() -> bool:

@@ -7,7 +7,6 @@ with ``modulate(z, shift, scale) = z·(1 + scale) + shift`` and all modulations 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
 
 import torch
@@ -64,7 +63,7 @@ def _gelu_epilogue(x: Tensor) -> bool:
     ``torch._addmm_activation(..., use_gelu=True)`` is the tanh-approximated GELU of the model (tested against
     ``F.gelu(approximate="tanh")``); on the CPU it would be the erf form, so the CPU never takes it."""
     return (x.is_cuda and not torch.is_grad_enabled() and torch.is_autocast_enabled("cuda")
-            and torch.get_autocast_dtype("cuda") == torch.bfloat16 and os.environ.get("HEALDA_GELU_EPILOGUE") != "0")
+            and torch.get_autocast_dtype("cuda") == torch.bfloat16)
 
 
 class DropPath(nn.Module):
@@ -181,9 +180,6 @@ def _compiled_regions() -> tuple:
     """``torch.compile`` of :func:`_block_pre` and :func:`_block_post`: fuses LayerNorm, modulation, q/k
     RMSNorm, RoPE, gating and residual adds around the GEMMs and SDPA. Blocks share the compiled code
     (module parameters are graph inputs), so a model compiles each region once."""
-    from healda_core.kernels import kernel_op
-
-    kernel_op("temporal_attn", "temporal_attention")  # resolved before tracing (an import breaks the graph)
     return torch.compile(_block_pre, dynamic=False), torch.compile(_block_post, dynamic=False)
 
 
@@ -234,11 +230,9 @@ class VideoDiT(nn.Module):
         """``torch.compile`` every block in place (state_dict keys unchanged). Blocks share the compiled code
         (parameters are graph inputs), checkpointing included, and the ragged cross-attention op is traced into
         the graph; ``kwargs`` go to :meth:`torch.nn.Module.compile`."""
-        from healda_core.kernels import kernel_op
         from healda_core.model.ragged import kernel_impl
 
-        kernel_impl()  # kernels resolved before tracing (an import breaks the graph)
-        kernel_op("temporal_attn", "temporal_attention")
+        kernel_impl()
         for block in self.blocks:
             block.compile(**kwargs)
 

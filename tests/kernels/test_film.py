@@ -94,3 +94,18 @@ def test_gpu_autocast_gives_bf16_tokens_within_tolerance():
     b = m.forward_torch(obs, md, *ids)
     assert a.dtype == torch.bfloat16
     assert rel_err(a, b) <= 5e-3
+
+
+def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):
+    m, obs, md, ids = setup(n=40)
+    with_grad = film_op.film_tokenize(m, obs, md, *ids)
+
+    def no_op(*a, **k):
+        raise AssertionError("the custom op was dispatched for an inference call")
+
+    monkeypatch.setattr(film_op, "film_fwd", no_op)
+    with torch.no_grad():
+        direct = film_op.film_tokenize(m, obs, md, *ids)
+    assert torch.equal(direct, with_grad.detach())
+    with pytest.raises(AssertionError, match="dispatched"):
+        film_op.film_tokenize(m, obs, md, *ids)  # parameters need gradients: the op is used

@@ -167,3 +167,29 @@ def test_backward_plan_takes_one_kv_head_per_launch_at_the_default_layout():
     assert (fwd.nkv_p, fwd.phases, fwd.block_q) == (2, 1, 64)
     assert (bwd.nkv_p, bwd.phases, bwd.block_q) == (1, 2, 32)
     assert op.plan_heads(128, 1, 32, 32, op.BWD_ROWS_CAP).block_q == 128  # q_per_kv above the cap: one head
+
+
+def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):
+    q, x, wk, wv, bv, cu, mx, _ = make([3, 0, 5, 1])
+    with_grad = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+
+    def no_op(*a, **k):
+        raise AssertionError("the custom op was dispatched for an inference call")
+
+    monkeypatch.setattr(op, "pixel_attn_fwd", no_op)
+    with torch.no_grad():
+        direct = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+    assert torch.equal(direct, with_grad.detach())
+    with pytest.raises(AssertionError, match="dispatched"):
+        op.pixel_attention(q, x, wk, wv, bv, cu, mx)  # autograd needed: the op (and its backward) is used
+
+
+def test_schedule_reused_only_for_the_same_unmodified_cu():
+    cu = counts_to_cu_seqlens(torch.tensor([2, 7, 0, 4])).to(DEVICE, torch.int32)
+    a = op._schedule(cu)
+    assert op._schedule(cu) is a  # same object, same version: no new sort
+    assert a.tolist() == [1, 3, 0, 2]
+    other = cu.clone()
+    assert op._schedule(other) is not a and torch.equal(op._schedule(other), a)
+    other[1:] = counts_to_cu_seqlens(torch.tensor([9, 1, 1, 0]))[1:].to(DEVICE, torch.int32)  # in place
+    assert op._schedule(other).tolist() == [0, 1, 2, 3]
