@@ -112,9 +112,11 @@ def sort_and_pack(
 
         return counting_sort(flat_idx, total_pixels)
     flat = flat_idx.long()
+    if flat.numel():
+        lo, hi = torch.aminmax(flat)
+        if int(lo) < 0 or int(hi) >= total_pixels:
+            raise ValueError(f"flat_idx must lie in [0, {total_pixels})")
     counts = torch.bincount(flat, minlength=total_pixels)
-    if counts.numel() > total_pixels:
-        raise ValueError(f"flat_idx holds {counts.numel() - 1}, beyond total_pixels={total_pixels}")
     order = torch.sort(flat, stable=True).indices
     return order.to(torch.int32), counts
 
@@ -126,23 +128,25 @@ def build_pixel_group_map(cu_seqlens_k: Int[Tensor, " pixels_plus_1"], thresh_mu
     in ascending id; then small pixels go two per program in ascending id; an odd one is alone.
     """
     counts = (cu_seqlens_k[1:] - cu_seqlens_k[:-1]).long()
-    nz = torch.nonzero(counts > 0).flatten()
+    nz = torch.nonzero(counts > 0).flatten()  # host sync 1 (its length)
     dev = cu_seqlens_k.device
     if nz.numel() == 0:
         return PixelGroupMap(torch.zeros(1, dtype=torch.int32, device=dev), torch.zeros(0, dtype=torch.int32, device=dev))
     c = counts[nz]
     threshold = torch.median(c.float()) * thresh_mult
     small = c.float() < threshold
-    large_pix, small_pix = nz[~small], nz[small]
-    n_small = small_pix.numel()
+    # large pixels first, then small ones, each in ascending id: a stable sort on the flag (no sync)
+    pixels = nz[torch.sort(small.to(torch.uint8), stable=True).indices]
+    n_large = nz.numel() - int(small.sum())  # host sync 2 (the program count)
+    n_small = nz.numel() - n_large
     sizes = torch.cat([
-        torch.ones(large_pix.numel(), dtype=torch.int64, device=dev),
+        torch.ones(n_large, dtype=torch.int64, device=dev),
         torch.full((n_small // 2,), 2, dtype=torch.int64, device=dev),
         torch.ones(n_small % 2, dtype=torch.int64, device=dev),
     ])
     ptr = torch.zeros(sizes.numel() + 1, dtype=torch.int32, device=dev)
     ptr[1:] = torch.cumsum(sizes, 0).to(torch.int32)
-    return PixelGroupMap(ptr, torch.cat([large_pix, small_pix]).to(torch.int32))
+    return PixelGroupMap(ptr, pixels.to(torch.int32))
 
 
 def prepare_obs_context(
@@ -176,22 +180,20 @@ def prepare_obs_context(
     for name, t in (("obs_type", obs_type), ("channel", channel), ("platform", platform), ("flat_idx", flat_idx)):
         if t.shape != (n,):
             raise ValueError(f"{name} must be ({n},), got {tuple(t.shape)}")
-    if n == 0:
-        counts = torch.zeros(total_pixels, dtype=torch.int64, device=obs.device)
-        order = torch.zeros(0, dtype=torch.int64, device=obs.device)
-    else:
-        if int(flat_idx.min()) < 0 or int(flat_idx.max()) >= total_pixels:
-            raise ValueError(f"flat_idx must lie in [0, {total_pixels})")
-        order32, counts = sort_and_pack(flat_idx, total_pixels)
-        order = order32.long()
+    # sort_and_pack validates the keys (ValueError outside [0, P)) with one host sync
+    order, counts = sort_and_pack(flat_idx, total_pixels)
     cu = counts_to_cu_seqlens(counts)
     group_map = build_pixel_group_map(cu, group_thresh_mult) if build_group_map else None
+
+    def take(t: Tensor) -> Tensor:  # int32 index, no int64 copy of the order
+        return t.index_select(0, order)
+
     return ObsContext(
-        obs=obs[order],
-        float_metadata=float_metadata[order],
-        obs_type=obs_type[order],
-        channel=channel[order],
-        platform=platform[order],
+        obs=take(obs),
+        float_metadata=take(float_metadata),
+        obs_type=take(obs_type),
+        channel=take(channel),
+        platform=take(platform),
         cu_seqlens_k=cu,
         max_seqlen_k=int(counts.max()) if n else 0,
         group_map=group_map,
