@@ -195,9 +195,9 @@ def main() -> None:
         # every variant traces afresh under its own settings
         saved_cfg = {}
         for k in [k for k in env if k.startswith("INDUCTOR_")]:
-            name = k.removeprefix("INDUCTOR_").lower()
-            saved_cfg[name] = getattr(icfg, name)
-            setattr(icfg, name, env.pop(k) in ("1", "true", "True"))
+            opt = k.removeprefix("INDUCTOR_").lower()
+            saved_cfg[opt] = getattr(icfg, opt)
+            setattr(icfg, opt, env.pop(k) in ("1", "true", "True"))
         torch._dynamo.reset()
         _dit._compiled_regions.cache_clear()
         _att._compiled_core.cache_clear()
@@ -218,8 +218,8 @@ def main() -> None:
             result[f"forward_{name}"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
         os.environ.clear()
         os.environ.update(saved)
-        for name, v in saved_cfg.items():
-            setattr(icfg, name, v)
+        for opt, v in saved_cfg.items():
+            setattr(icfg, opt, v)
         print(name, json.dumps(result[f"forward_{name}"]), flush=True)
     if args.skip_assimilate:
         print(json.dumps(result, indent=1), flush=True)
