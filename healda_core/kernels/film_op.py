@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 
 from healda_core.kernels import film as K
+from healda_core.kernels import plain_call
 from healda_core.kernels.tuning import Tuner, bucket
 
 MAX_PAD = 256
@@ -248,13 +249,7 @@ def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor,
     args = (obs, float_metadata, obs_type, channel, platform, module.embed_table.weight,
             module.channel_embedding.weight, plat.weight if plat is not None else None, lin1.weight, lin1.bias,
             ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)
-    if _direct(args):  # eager inference: skip the op dispatcher's host overhead
+    if plain_call(*args):  # eager inference: skip the op dispatcher's host overhead
         return _fwd_impl(*args)
     return film_fwd(*args)
 
-
-def _direct(args: tuple) -> bool:
-    """True when no autograd is needed and nothing is being traced: the op's dispatch is then pure overhead."""
-    if torch.compiler.is_compiling():
-        return False
-    return not torch.is_grad_enabled() or not any(isinstance(a, Tensor) and a.requires_grad for a in args)

@@ -23,6 +23,7 @@ import torch
 from torch import Tensor
 
 from healda_core.kernels import pixel_attn as K
+from healda_core.kernels import plain_call
 from healda_core.kernels.tuning import Tuner, bucket
 
 MAX_BLOCK_Q = 128
@@ -301,15 +302,7 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
         raise ValueError(f"cu_seqlens_k must have P+1 = {q.shape[0] + 1} entries, got {tuple(cu_seqlens_k.shape)}")
     plan_heads(q.shape[1], w_k.shape[0] // d, d, tokens.shape[1])
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
-    if _direct(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
+    if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)[0]
     return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
 
-
-def _direct(*tensors: Tensor | None) -> bool:
-    """True when the op can run as a plain function call: no autograd needed and not being traced. The op's
-    dispatch (autograd wrapper, fake-tensor support) costs ~0.1 ms of host time per call, as much as 10 % of
-    the kernel at 10 M tokens."""
-    if torch.compiler.is_compiling():
-        return False
-    return not torch.is_grad_enabled() or not any(t is not None and t.requires_grad for t in tensors)
