@@ -252,4 +252,3 @@ def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor,
     if plain_call(*args):  # eager inference: skip the op dispatcher's host overhead
         return _fwd_impl(*args)
     return film_fwd(*args)
-

@@ -305,4 +305,3 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
     if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)[0]
     return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
-
