@@ -3,10 +3,7 @@
 # with Triton's wgmma (MMA v3) disabled, where 4/8 warps faulted in session 3; FiLM kernel profile; 1.5B forward
 # variants (temporal kernel, GELU epilogue, Inductor coordinate-descent tuning, whole compiled blocks).
 # Carry .whl and .gpu_shared.
-set -o pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  $(ls .whl/*.whl | grep -v physicsnemo) > "$OUT/pip.log" 2>&1 || tail "$OUT/pip.log"
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HEALDA_SHARED=$PWD/.gpu_shared
+source benchmarks/gpu_setup.sh
 timeout 100 python3 -m pytest -q -p no:cacheprovider tests/kernels/test_temporal_attn.py \
   "tests/gpu/test_model_gpu.py" > "$OUT/pytest.log" 2>&1
 echo "pytest rc=$?"; tail -n 4 "$OUT/pytest.log"

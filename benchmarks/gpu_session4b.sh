@@ -3,10 +3,7 @@
 # pixel-attention forward tile/stage sweep at 2 warps with kernel profile and host-overhead timing; 1.5B forward
 # base vs fused (temporal kernel + GELU epilogue) with profile; end-to-end `healda assimilate` of one analysis.
 # Carry .whl and .gpu_shared.
-set -o pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  $(ls .whl/*.whl | grep -v physicsnemo) > "$OUT/pip.log" 2>&1 || tail "$OUT/pip.log"
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HEALDA_SHARED=$PWD/.gpu_shared
+source benchmarks/gpu_setup.sh
 timeout 100 python3 -m pytest -q -p no:cacheprovider tests/kernels/test_temporal_attn.py \
   "tests/gpu/test_model_gpu.py" > "$OUT/pytest.log" 2>&1
 echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|^E  " "$OUT/pytest.log" | head -8

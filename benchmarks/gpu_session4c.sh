@@ -2,10 +2,7 @@
 # Device call C (session 4): GPU tests (kernels with the new launch defaults, inference fast paths, GELU epilogue);
 # kernels vs PhysicsNeMo 2.2.2 in one process; 1.5B forward (GELU epilogue) with profile; end-to-end assimilate.
 # Carry .whl (with nvidia_physicsnemo) and .gpu_shared.
-set -o pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .whl/*.whl > "$OUT/pip.log" 2>&1 || tail "$OUT/pip.log"
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HEALDA_SHARED=$PWD/.gpu_shared
+source benchmarks/gpu_setup.sh reference
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/kernels/test_pixel_attn.py tests/kernels/test_film.py \
   tests/kernels/test_packing.py tests/kernels/test_tuning.py tests/gpu > "$OUT/pytest.log" 2>&1
 echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|^E  " "$OUT/pytest.log" | head -8

@@ -1,9 +1,6 @@
 #!/bin/bash
 # Device call D (session 4): the GPU tests that call C's 150 s window cut short, in two timed chunks.
-set -o pipefail
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  $(ls .whl/*.whl | grep -v physicsnemo) > "$OUT/pip.log" 2>&1 || tail "$OUT/pip.log"
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HEALDA_SHARED=$PWD/.gpu_shared
+source benchmarks/gpu_setup.sh
 timeout 190 python3 -m pytest -v -p no:cacheprovider tests/gpu tests/kernels/test_film.py tests/kernels/test_tuning.py \
   tests/kernels/test_packing.py > "$OUT/pytest1.log" 2>&1
 echo "chunk1 rc=$?"; grep -cE " PASSED" "$OUT/pytest1.log"; grep -E " FAILED|^E  |passed|failed" "$OUT/pytest1.log" | head -8
