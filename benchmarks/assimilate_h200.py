@@ -178,6 +178,11 @@ def main() -> None:
                        cu_seqlens_k=torch.zeros_like(ctx.cu_seqlens_k), max_seqlen_k=0, group_map=None)
     result["max_obs_per_pixel"] = int(ctx.max_seqlen_k)
 
+    import torch._inductor.config as icfg
+
+    from healda_core.model import attention as _att
+    from healda_core.model import dit as _dit
+
     variants = [v.split(":", 1) for v in args.variants.split(";") if v]
     if not args.skip_torch_path:
         variants.append(["pytorch", "HEALDA_KERNELS=off,HEALDA_COMPILE=0"])
@@ -186,11 +191,6 @@ def main() -> None:
         env = dict(kv.split("=", 1) for kv in envs.split(",") if kv)
         if env.pop("COMPILE_BLOCKS", "0") == "1":  # whole blocks compiled in place (irreversible: list it last)
             model.dit.compile_blocks()
-        import torch._inductor.config as icfg
-
-        from healda_core.model import attention as _att
-        from healda_core.model import dit as _dit
-
         # INDUCTOR_<NAME>=V sets torch._inductor.config.<name> for this variant; compiled code is dropped so
         # every variant traces afresh under its own settings
         saved_cfg = {}
