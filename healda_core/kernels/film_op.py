@@ -25,9 +25,12 @@ from healda_core.kernels.tuning import Tuner, bucket
 MAX_PAD = 256
 
 # 8 warps: the only count that ran clean on Triton 3.6 / H200 for both kernels (4 faulted; 2 is slow)
-FWD = Tuner("film_fwd", [dict(BLOCK_M=128, num_warps=8, num_stages=2)], dict(BLOCK_M=128, num_warps=8, num_stages=2),
-            force=dict(num_warps=8))
-BWD = Tuner("film_bwd", [dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=2)],
+# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once).
+FWD = Tuner("film_fwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp) for bm, st, pp in
+                         [(128, 2, 2), (128, 1, 2), (128, 3, 2), (128, 2, 1), (128, 2, 4), (64, 2, 4), (64, 3, 4)]],
+            dict(BLOCK_M=128, num_warps=8, num_stages=2, PROGS_PER_SM=2), force=dict(num_warps=8))
+BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp) for bm, st, pp in
+                         [(128, 1, 2), (128, 2, 2), (128, 1, 1), (128, 1, 4), (64, 1, 4), (64, 2, 4)]],
             dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=2), force=dict(num_warps=8))
 
 
@@ -77,7 +80,7 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
     n = out.shape[0]
     if n == 0:
         return
-    grid = (triton_cdiv(n, cfg["BLOCK_M"]),)
+    grid = (max(1, min(triton_cdiv(n, cfg["BLOCK_M"]), _num_sms(out.device) * cfg["PROGS_PER_SM"])),)
     K._film_fwd_kernel[grid](*args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
                              **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype),
                              num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
@@ -85,6 +88,10 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
 
 def triton_cdiv(a: int, b: int) -> int:
     return (a + b - 1) // b
+
+
+def _num_sms(dev: torch.device) -> int:
+    return torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
 
 
 def _part_size(c: dict) -> int:
@@ -104,8 +111,7 @@ def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows
     d_obs = torch.empty(n, **f32) if need_dobs else None
     d_meta = torch.empty(n, dm["M"], **f32) if need_dmeta else None
     tiles = triton_cdiv(n, cfg["BLOCK_M"])
-    sms = torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
-    grid = max(1, min(tiles, sms * cfg["PROGS_PER_SM"]))
+    grid = max(1, min(tiles, _num_sms(dev) * cfg["PROGS_PER_SM"]))
     part = torch.zeros(grid, _part_size(c), **f32)
     if n:
         K._film_bwd_kernel[(grid,)](

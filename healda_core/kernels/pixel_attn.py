@@ -53,21 +53,21 @@ def _mm(a, b, PREC: tl.constexpr):
 @triton.jit
 def _pa_fwd_kernel(
     Q, X, WK, WV, BV, CU, ORDER, OUT, LSE,
-    n_q, d, F, row0, head0, rows, qk_scale,
+    n_pix, n_q, d, F, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
     NKV_P: tl.constexpr, KP: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PREC: tl.constexpr,
+    WRITE_LSE: tl.constexpr,
 ):
+    """Persistent over pixels when launched with fewer programs than pixels (program i takes pixels
+    i, i + grid, …, largest first): the weight tiles are loaded once per program, not once per pixel."""
     pid = tl.program_id(0)
-    pix = tl.load(ORDER + pid).to(tl.int64)
-    start = tl.load(CU + pix).to(tl.int64)
-    n = tl.load(CU + pix + 1).to(tl.int64) - start
+    nprog = tl.num_programs(0)
     cdt = X.dtype.element_ty
     # forward-side products (q̃, scores, p·x, output) take fp16 operands when the inputs are bf16:
     # 3 more mantissa bits at the same tensor-core speed (values are O(1), far from fp16's range limit)
     sdt = tl.float16 if cdt == tl.bfloat16 else cdt
 
     ri = tl.arange(0, BLOCK_Q)
-    nonempty = (tl.zeros([BLOCK_Q], tl.int64) + n) > 0  # per row (a scalar bool mask trips the interpreter)
     kj = tl.arange(0, KP)
     fj = tl.arange(0, F_PAD)
     hj = kj // D_PAD
@@ -76,44 +76,51 @@ def _pa_fwd_kernel(
     col_ok = (cj < d) & (hj < NKV_P)
     f_ok = fj < F
     bd = row_ok[:, None] & ((ri // G)[:, None] == hj[None, :]) & col_ok[None, :]
-    q_off = pix * n_q * d + (row0 + ri)[:, None] * d + cj[None, :]
-
-    # q̃ = Q·W_k (block-diagonal over kv heads), pre-scaled for base-2 softmax
     w_off = (head0 + hj)[:, None] * d * F + cj[:, None] * F + fj[None, :]
     w_mask = col_ok[:, None] & f_ok[None, :]
-    qbd = tl.load(Q + q_off, mask=bd & nonempty[:, None], other=0.0).to(sdt)
     wk = tl.load(WK + w_off, mask=w_mask, other=0.0).to(sdt)
-    qs = (_mm(qbd, wk, DOT_PREC) * qk_scale).to(sdt)
-
-    m = tl.full([BLOCK_Q], float("-inf"), tl.float32)
-    l = tl.zeros([BLOCK_Q], tl.float32)
-    acc = tl.zeros([BLOCK_Q, F_PAD], tl.float32)
-    tk = tl.arange(0, TILE_K)
-    for k0 in range(0, n, TILE_K):
-        kk = k0 + tk
-        kmask = kk < n
-        x = tl.load(X + (start + kk)[:, None] * F + fj[None, :], mask=kmask[:, None] & f_ok[None, :],
-                    other=0.0).to(sdt)
-        s = _mm(qs, tl.trans(x), DOT_PREC)
-        s = tl.where(kmask[None, :], s, float("-inf"))
-        m_new = tl.maximum(m, tl.max(s, 1))
-        alpha = tl.exp2(m - m_new)
-        p = tl.exp2(s - m_new[:, None])
-        l = l * alpha + tl.sum(p, 1)
-        acc = acc * alpha[:, None] + _mm(p.to(sdt), x, DOT_PREC)
-        m = m_new
-
-    l_safe = tl.where(l > 0.0, l, 1.0)
-    a = (acc / l_safe[:, None]).to(sdt)
     wv = tl.load(WV + w_off, mask=w_mask, other=0.0).to(sdt)
-    o = _mm(a, tl.trans(wv), DOT_PREC)
     if HAS_BIAS:
         b = tl.load(BV + (head0 + hj) * d + cj, mask=col_ok, other=0.0).to(tl.float32)
-        o = o + b[None, :]
-    o = tl.where(nonempty[:, None], o, 0.0)
-    tl.store(OUT + q_off, o.to(OUT.dtype.element_ty), mask=bd)
-    lse = tl.where(nonempty, m + tl.log2(l_safe), 0.0)
-    tl.store(LSE + pix * n_q + row0 + ri, lse, mask=row_ok)
+    tk = tl.arange(0, TILE_K)
+
+    for it in range(pid, n_pix, nprog):
+        pix = tl.load(ORDER + it).to(tl.int64)
+        start = tl.load(CU + pix).to(tl.int64)
+        n = tl.load(CU + pix + 1).to(tl.int64) - start
+        nonempty = (tl.zeros([BLOCK_Q], tl.int64) + n) > 0  # per row (a scalar bool mask trips the interpreter)
+        q_off = pix * n_q * d + (row0 + ri)[:, None] * d + cj[None, :]
+        # q̃ = Q·W_k (block-diagonal over kv heads), pre-scaled for base-2 softmax
+        qbd = tl.load(Q + q_off, mask=bd & nonempty[:, None], other=0.0).to(sdt)
+        qs = (_mm(qbd, wk, DOT_PREC) * qk_scale).to(sdt)
+
+        m = tl.full([BLOCK_Q], float("-inf"), tl.float32)
+        l = tl.zeros([BLOCK_Q], tl.float32)
+        acc = tl.zeros([BLOCK_Q, F_PAD], tl.float32)
+        for k0 in range(0, n, TILE_K):
+            kk = k0 + tk
+            kmask = kk < n
+            x = tl.load(X + (start + kk)[:, None] * F + fj[None, :], mask=kmask[:, None] & f_ok[None, :],
+                        other=0.0).to(sdt)
+            s = _mm(qs, tl.trans(x), DOT_PREC)
+            s = tl.where(kmask[None, :], s, float("-inf"))
+            m_new = tl.maximum(m, tl.max(s, 1))
+            alpha = tl.exp2(m - m_new)
+            p = tl.exp2(s - m_new[:, None])
+            l = l * alpha + tl.sum(p, 1)
+            acc = acc * alpha[:, None] + _mm(p.to(sdt), x, DOT_PREC)
+            m = m_new
+
+        l_safe = tl.where(l > 0.0, l, 1.0)
+        a = (acc / l_safe[:, None]).to(sdt)
+        o = _mm(a, tl.trans(wv), DOT_PREC)
+        if HAS_BIAS:
+            o = o + b[None, :]
+        o = tl.where(nonempty[:, None], o, 0.0)
+        tl.store(OUT + q_off, o.to(OUT.dtype.element_ty), mask=bd)
+        if WRITE_LSE:
+            lse = tl.where(nonempty, m + tl.log2(l_safe), 0.0)
+            tl.store(LSE + pix * n_q + row0 + ri, lse, mask=row_ok)
 
 
 @triton.jit

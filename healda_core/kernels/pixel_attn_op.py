@@ -91,10 +91,12 @@ def plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None)
 # Defaults = the fastest launch settings of the session-4 sweep on an H200 at 10 M tokens, 2 warps
 # (docs/benchmarks.md): forward kernel 1.23 ms at TILE_K=32/1 stage vs 1.38 ms at 64/2; backward 2.90 ms
 # at 32/3 stages vs 3.21 ms at 64/2. Candidates for autotuning keep the earlier tiles.
+# PROGS_PER_SM = 0 launches one program per pixel; n > 0 a persistent grid of n programs per SM.
 FWD = Tuner("pixel_attn_fwd",
-            [dict(TILE_K=tk, num_warps=w, num_stages=s) for tk, w, s in
-             [(32, 2, 1), (32, 2, 2), (32, 2, 3), (64, 2, 2), (64, 2, 3), (128, 2, 2)]],
-            dict(TILE_K=32, num_warps=2, num_stages=1), force=dict(num_warps=2))
+            [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
+             [(32, 2, 1, 0), (32, 2, 2, 0), (32, 2, 3, 0), (64, 2, 2, 0), (32, 2, 1, 8), (32, 2, 1, 16),
+              (32, 2, 2, 16)]],
+            dict(TILE_K=32, num_warps=2, num_stages=1, PROGS_PER_SM=0), force=dict(num_warps=2))
 BWD = Tuner("pixel_attn_bwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
              [(32, 2, 3, 4), (32, 2, 2, 4), (64, 2, 2, 4), (64, 2, 1, 4), (64, 2, 3, 4), (32, 2, 3, 8)]],
@@ -141,16 +143,19 @@ def _num_sms(device: torch.device) -> int:
 
 
 def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, lse, scale):  # noqa: ANN001
+    """``lse`` None: inference, the softmax statistics are not written."""
     p = q.shape[0]
     if p == 0:
         return
     prec = _dot_prec(x.dtype, q.device)
+    pp = cfg.get("PROGS_PER_SM", 0)
+    grid = min(p, _num_sms(q.device) * pp) if pp > 0 else p
     for ph in range(plan.phases):
-        K._pa_fwd_kernel[(p,)](
-            q, x, wk, wv, bv if bv is not None else wk, cu, order, out, lse,
-            plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
+        K._pa_fwd_kernel[(grid,)](
+            q, x, wk, wv, bv if bv is not None else wk, cu, order, out, lse if lse is not None else out,
+            p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
             G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p, KP=plan.kp,
-            TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec,
+            TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec, WRITE_LSE=lse is not None,
             num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
 
 
@@ -189,7 +194,7 @@ def _plan_of(q: Tensor, x: Tensor, wk: Tensor, rows_cap: int | None = None) -> H
 
 
 def _fwd_impl(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None, cu_seqlens_k: Tensor,
-              scale: float) -> tuple[Tensor, Tensor, Tensor]:
+              scale: float, need_lse: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
     plan = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
     q, x = q.contiguous(), tokens.to(cd).contiguous()
@@ -198,7 +203,7 @@ def _fwd_impl(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor |
     cu = cu_seqlens_k.to(torch.int32).contiguous()
     p = q.shape[0]
     out = torch.empty_like(q)
-    lse = torch.empty(p, q.shape[1], device=q.device, dtype=torch.float32)
+    lse = torch.empty(p, q.shape[1], device=q.device, dtype=torch.float32) if need_lse else None
     order = _schedule(cu)
     cfg = FWD.choose(_key("fwd", plan, cd, x.shape[0], p),
                      lambda c: _fwd_launch(c, plan, q, x, wk, wv, bv, cu, order, out, lse, scale), q.device)
@@ -303,5 +308,5 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
     plan_heads(q.shape[1], w_k.shape[0] // d, d, tokens.shape[1])
     scale = 1.0 / math.sqrt(d) if scale is None else float(scale)
     if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
-        return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)[0]
+        return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]
     return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]

@@ -91,6 +91,13 @@ def test_pixel_with_thousands_of_tokens():
     check([0, 2000, 0, 3, 1], n_q=4, n_kv=1, d=8, f=8)
 
 
+def test_persistent_forward_walks_several_pixels_per_program(monkeypatch):
+    """PROGS_PER_SM=1: fewer programs than pixels (4 on the CPU interpreter), each takes a stride of pixels,
+    empty ones included; the forward, lse and gradients must be unchanged."""
+    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "PROGS_PER_SM=1")
+    check([0, 4, 17, 0, 66, 1, 130, 9, 0, 3], dtype=torch.bfloat16)
+
+
 def test_schedule_does_not_change_the_forward(monkeypatch):
     q, x, wk, wv, bv, cu, mx, _ = make([5, 0, 40, 2, 17, 1])
     a = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
