@@ -25,6 +25,10 @@ def main() -> None:
     ap.add_argument("--ns", default="10000000,30000000")
     ap.add_argument("--rounds", type=int, default=3)
     a = ap.parse_args()
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "tools", "bench_ref"))
+    import pnm_import  # stubs the reference's optional imports (warp, ...) that the wheel alone lacks
+
+    pnm_import.install()
     from physicsnemo.experimental.models.healda import prepare_obs_context as ref_prepare
 
     from healda_core.bench import kernels as B

@@ -52,14 +52,15 @@ def _mm(a, b, PREC: tl.constexpr):
 
 @triton.jit
 def _pa_fwd_kernel(
-    Q, X, WK, WV, BV, CU, ORDER, OUT, LSE,
+    Q, X, WK, WV, BV, SEG, ORDER, OUT, LSE,
     n_pix, n_q, d, F, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
     NKV_P: tl.constexpr, KP: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PREC: tl.constexpr,
     WRITE_LSE: tl.constexpr,
 ):
     """Persistent over pixels when launched with fewer programs than pixels (program i takes pixels
-    i, i + grid, …, largest first): the weight tiles are loaded once per program, not once per pixel."""
+    i, i + grid, …, largest first): the weight tiles are loaded once per program, not once per pixel.
+    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     cdt = X.dtype.element_ty
@@ -86,8 +87,8 @@ def _pa_fwd_kernel(
 
     for it in range(pid, n_pix, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
-        start = tl.load(CU + pix).to(tl.int64)
-        n = tl.load(CU + pix + 1).to(tl.int64) - start
+        start = tl.load(SEG + 2 * it).to(tl.int64)
+        n = tl.load(SEG + 2 * it + 1).to(tl.int64)
         nonempty = (tl.zeros([BLOCK_Q], tl.int64) + n) > 0  # per row (a scalar bool mask trips the interpreter)
         q_off = pix * n_q * d + (row0 + ri)[:, None] * d + cj[None, :]
         # q̃ = Q·W_k (block-diagonal over kv heads), pre-scaled for base-2 softmax

@@ -14,6 +14,7 @@ map is accepted for API compatibility and not needed: results do not depend on i
 
 from __future__ import annotations
 
+import functools
 import math
 import os
 import weakref
@@ -63,6 +64,19 @@ class HeadPlan:
 
 
 def plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
+    """Validate a head layout and choose the phase split (memoised for plain ints; see :func:`_plan_heads`)."""
+    args = (n_q, n_kv, d, f, rows_cap)
+    if all(type(a) is int or a is None for a in args):  # not SymInts (torch.compile tracing)
+        return _plan_cached(*args)
+    return _plan_heads(*args)
+
+
+@functools.lru_cache(maxsize=256)
+def _plan_cached(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None) -> HeadPlan:
+    return _plan_heads(n_q, n_kv, d, f, rows_cap)
+
+
+def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
     """Validate a head layout and choose the phase split. Raises ValueError for unsupported layouts.
 
     Any n_kv dividing n_q works, with any d and F up to 128 and q_per_kv up to 128 (smaller sizes and
@@ -118,31 +132,48 @@ def _key(kind: str, plan: HeadPlan, cd: torch.dtype, n: int, p: int) -> tuple:
             bucket(p))
 
 
-_LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order)]: the model's 32 layers share one cu
+_LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order, segments)]: the model's 32 layers share one cu
 
 
 def _schedule(cu: Tensor) -> Tensor:
     """Pixel order, largest count first (stable). Reused while the same ``cu`` tensor object is alive and
     unmodified (same content, same order): the blocks of one forward share it, so only the first sorts."""
+    return _schedule_segments(cu)[0]
+
+
+def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
+    """(order, segments): the schedule of :func:`_schedule` and (start, count) int32 pairs in that order
+    (2P,), cached together."""
     if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
-        return torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
+        order = torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
+        return order, _segments(cu, order)
     if _LAST_SCHEDULE:
-        ref, version, order = _LAST_SCHEDULE[0]
+        ref, version, order, seg = _LAST_SCHEDULE[0]
         if ref() is cu and cu._version == version:
-            return order
+            return order, seg
     counts = cu[1:] - cu[:-1]
     order = torch.argsort(counts, descending=True, stable=True).to(torch.int32)
-    _LAST_SCHEDULE[:] = [(weakref.ref(cu), cu._version, order)]
-    return order
+    seg = _segments(cu, order)
+    _LAST_SCHEDULE[:] = [(weakref.ref(cu), cu._version, order, seg)]
+    return order, seg
+
+
+def _segments(cu: Tensor, order: Tensor) -> Tensor:
+    o = order.long()
+    return torch.stack([cu[o], cu[o + 1] - cu[o]], dim=1).to(torch.int32).reshape(-1)
 
 
 def _num_sms(device: torch.device) -> int:
-    if device.type == "cuda":
-        return torch.cuda.get_device_properties(device).multi_processor_count
-    return 4
+    return _cuda_sms(device.index if device.index is not None else torch.cuda.current_device()) \
+        if device.type == "cuda" else 4
 
 
-def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, lse, scale):  # noqa: ANN001
+@functools.lru_cache(maxsize=16)
+def _cuda_sms(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
+def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, lse, scale):  # noqa: ANN001
     """``lse`` None: inference, the softmax statistics are not written."""
     p = q.shape[0]
     if p == 0:
@@ -152,7 +183,7 @@ def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, lse
     grid = min(p, _num_sms(q.device) * pp) if pp > 0 else p
     for ph in range(plan.phases):
         K._pa_fwd_kernel[(grid,)](
-            q, x, wk, wv, bv if bv is not None else wk, cu, order, out, lse if lse is not None else out,
+            q, x, wk, wv, bv if bv is not None else wk, seg, order, out, lse if lse is not None else out,
             p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
             G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p, KP=plan.kp,
             TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec, WRITE_LSE=lse is not None,
@@ -197,17 +228,17 @@ def _fwd_impl(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor |
               scale: float, need_lse: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
     plan = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
-    q, x = q.contiguous(), tokens.to(cd).contiguous()
+    q, x = q.contiguous(), (tokens if tokens.dtype == cd else tokens.to(cd)).contiguous()
     wk, wv = w_k.contiguous(), w_v.contiguous()
     bv = b_v.contiguous() if b_v is not None else None
-    cu = cu_seqlens_k.to(torch.int32).contiguous()
+    cu = (cu_seqlens_k if cu_seqlens_k.dtype == torch.int32 else cu_seqlens_k.to(torch.int32)).contiguous()
     p = q.shape[0]
     out = torch.empty_like(q)
     lse = torch.empty(p, q.shape[1], device=q.device, dtype=torch.float32) if need_lse else None
-    order = _schedule(cu)
+    order, seg = _schedule_segments(cu)
     cfg = FWD.choose(_key("fwd", plan, cd, x.shape[0], p),
-                     lambda c: _fwd_launch(c, plan, q, x, wk, wv, bv, cu, order, out, lse, scale), q.device)
-    _fwd_launch(cfg, plan, q, x, wk, wv, bv, cu, order, out, lse, scale)
+                     lambda c: _fwd_launch(c, plan, q, x, wk, wv, bv, seg, order, out, lse, scale), q.device)
+    _fwd_launch(cfg, plan, q, x, wk, wv, bv, seg, order, out, lse, scale)
     return out, lse, order
 
 

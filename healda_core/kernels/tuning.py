@@ -21,6 +21,7 @@ Persistent cache (opt-in, nothing is written unless asked):
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -213,14 +214,23 @@ def overrides() -> dict | None:
     (:class:`Tuner` ``force``). ``HEALDA_KERNEL_OVERRIDE=""`` forces nothing (every candidate is tried).
     """
     raw = os.environ.get("HEALDA_KERNEL_OVERRIDE")
-    if raw is None:
-        return None
-    out = {}
+    return None if raw is None else dict(_parse_overrides(raw))
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_overrides(raw: str) -> tuple[tuple[str, int], ...]:
+    out = []
     for item in raw.split(","):
         if "=" in item:
             k, v = item.split("=", 1)
-            out[k.strip()] = int(v)
-    return out
+            out.append((k.strip(), int(v)))
+    return tuple(out)
+
+
+@functools.lru_cache(maxsize=4096)
+def _json_key(key: tuple) -> str:
+    """The cache-file spelling of a bucket key (memoised: it is looked up on every kernel call)."""
+    return json.dumps(list(key))
 
 
 class Tuner:
@@ -241,7 +251,7 @@ class Tuner:
 
     def lookup(self, key: tuple) -> dict | None:
         _load()
-        return self.cache.get(json.dumps(list(key)))
+        return self.cache.get(_json_key(key))
 
     def choose(self, key: tuple, run: Callable[[dict], object], device: torch.device) -> dict:
         """The config for ``key``: cached, else tuned by timing ``run(config)`` (when allowed), else default."""
@@ -268,7 +278,7 @@ class Tuner:
                 best, best_ms = cfg, ms
         STATE.tuned_s += time.perf_counter() - t0
         STATE.tuned_buckets += 1
-        self.cache[json.dumps(list(key))] = best
+        self.cache[_json_key(key)] = best
         if STATE.save and STATE.cache_dir is not None:
             try:
                 save_cache()
