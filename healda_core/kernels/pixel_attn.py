@@ -11,10 +11,11 @@ runs the online softmax directly over the raw tokens (one (n_q × F)·(F × TILE
 every query head at once, whatever n_kv is), accumulates a = Σ p·x (n_q × F) and projects once at the end.
 Per-token keys and values never exist, not even in registers.
 
-Block-diagonal layout: query row r only meets the rows of W_k/W_v of its own kv head. A program loads Q
-(and dO, O) as a (BLOCK_Q × NKV·D_PAD) tile whose element (r, j) is Q[r, j mod D_PAD] when j belongs to
-r's kv head and 0 otherwise (masked loads/stores, no extra memory traffic), so every projection is one
-``tl.dot`` and any n_q, n_kv, d, F fit (padded to powers of two ≥ 16 with masks).
+Head layout: a launch covers one or two kv heads (more heads → more launches). The forward keeps the query
+rows in their natural (BLOCK_Q × D_PAD) layout and projects each kv head's rows with a row-masked product.
+The backward loads Q (and dO, O) as a (BLOCK_Q × NKV·D_PAD) tile whose element (r, j) is Q[r, j mod D_PAD]
+when j belongs to r's kv head and 0 otherwise (masked loads/stores, no extra memory traffic), so every
+projection is one ``tl.dot``. Any n_q, n_kv, d, F fit (padded to powers of two ≥ 16 with masks).
 
 Backward per pixel (D_r = dO_r·(O_r − b_v,h) = Σ_j p_rj dp_rj):
 
@@ -51,16 +52,26 @@ def _mm(a, b, PREC: tl.constexpr):
 
 
 @triton.jit
+def _head_w(W, head, d, F, cj, fj, w_mask, sdt: tl.constexpr):
+    """Rows [head·d, head·d + d) of a (n_kv·d, F) weight as a (D_PAD × F_PAD) tile in ``sdt``."""
+    return tl.load(W + head * d * F + cj[:, None] * F + fj[None, :], mask=w_mask, other=0.0).to(sdt)
+
+
+@triton.jit
 def _pa_fwd_kernel(
     Q, X, WK, WV, BV, SEG, ORDER, OUT, LSE,
     n_pix, n_q, d, F, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
-    NKV_P: tl.constexpr, KP: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PREC: tl.constexpr,
-    WRITE_LSE: tl.constexpr,
+    NKV_P: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PREC: tl.constexpr,
+    WRITE_LSE: tl.constexpr, D_EXACT: tl.constexpr, F_EXACT: tl.constexpr,
 ):
     """Persistent over pixels when launched with fewer programs than pixels (program i takes pixels
     i, i + grid, …, largest first): the weight tiles are loaded once per program, not once per pixel.
-    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other."""
+    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other.
+
+    Rows stay in their natural (BLOCK_Q × D_PAD) layout; the one or two kv heads of a launch (NKV_P ≤ 2)
+    project their own rows with row-masked products. Offsets are int32 tiles on int64 base pointers, and
+    D_EXACT/F_EXACT drop the column masks: register pressure, not memory, limits this kernel."""
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
     cdt = X.dtype.element_ty
@@ -69,40 +80,58 @@ def _pa_fwd_kernel(
     sdt = tl.float16 if cdt == tl.bfloat16 else cdt
 
     ri = tl.arange(0, BLOCK_Q)
-    kj = tl.arange(0, KP)
+    cj = tl.arange(0, D_PAD)
     fj = tl.arange(0, F_PAD)
-    hj = kj // D_PAD
-    cj = kj % D_PAD
     row_ok = ri < rows
-    col_ok = (cj < d) & (hj < NKV_P)
-    f_ok = fj < F
-    bd = row_ok[:, None] & ((ri // G)[:, None] == hj[None, :]) & col_ok[None, :]
-    w_off = (head0 + hj)[:, None] * d * F + cj[:, None] * F + fj[None, :]
-    w_mask = col_ok[:, None] & f_ok[None, :]
-    wk = tl.load(WK + w_off, mask=w_mask, other=0.0).to(sdt)
-    wv = tl.load(WV + w_off, mask=w_mask, other=0.0).to(sdt)
+    first = (ri // G) == 0  # rows of the launch's first kv head
+    if D_EXACT:
+        c_ok = cj < D_PAD
+    else:
+        c_ok = cj < d
+    if F_EXACT:
+        f_ok = fj < F_PAD
+    else:
+        f_ok = fj < F
+    w_mask = c_ok[:, None] & f_ok[None, :]
+    wk0 = _head_w(WK, head0, d, F, cj, fj, w_mask, sdt)
+    wv0 = _head_w(WV, head0, d, F, cj, fj, w_mask, sdt)
+    if NKV_P == 2:
+        wk1 = _head_w(WK, head0 + 1, d, F, cj, fj, w_mask, sdt)
+        wv1 = _head_w(WV, head0 + 1, d, F, cj, fj, w_mask, sdt)
     if HAS_BIAS:
-        b = tl.load(BV + (head0 + hj) * d + cj, mask=col_ok, other=0.0).to(tl.float32)
+        b0 = tl.load(BV + head0 * d + cj, mask=c_ok, other=0.0).to(tl.float32)
+        if NKV_P == 2:
+            b1 = tl.load(BV + (head0 + 1) * d + cj, mask=c_ok, other=0.0).to(tl.float32)
+            bias = tl.where(first[:, None], b0[None, :], b1[None, :])
+        else:
+            bias = b0[None, :] + tl.zeros([BLOCK_Q, D_PAD], tl.float32)
     tk = tl.arange(0, TILE_K)
+    q_loc = (row0 + ri)[:, None] * d + cj[None, :]  # int32 (n_q·d per pixel)
+    q_mask = row_ok[:, None] & c_ok[None, :]
 
     for it in range(pid, n_pix, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
         start = tl.load(SEG + 2 * it).to(tl.int64)
-        n = tl.load(SEG + 2 * it + 1).to(tl.int64)
-        nonempty = (tl.zeros([BLOCK_Q], tl.int64) + n) > 0  # per row (a scalar bool mask trips the interpreter)
-        q_off = pix * n_q * d + (row0 + ri)[:, None] * d + cj[None, :]
-        # q̃ = Q·W_k (block-diagonal over kv heads), pre-scaled for base-2 softmax
-        qbd = tl.load(Q + q_off, mask=bd & nonempty[:, None], other=0.0).to(sdt)
-        qs = (_mm(qbd, wk, DOT_PREC) * qk_scale).to(sdt)
+        n = tl.load(SEG + 2 * it + 1)
+        nonempty = (tl.zeros([BLOCK_Q], tl.int32) + n) > 0  # per row (a scalar bool mask trips the interpreter)
+        qp = Q + pix * n_q * d
+        # q̃ = Q·W_k per kv head, pre-scaled for base-2 softmax
+        qv = tl.load(qp + q_loc, mask=q_mask & nonempty[:, None], other=0.0).to(sdt)
+        if NKV_P == 2:
+            qt = _mm(tl.where(first[:, None], qv, 0.0).to(sdt), wk0, DOT_PREC)
+            qt += _mm(tl.where(first[:, None], 0.0, qv).to(sdt), wk1, DOT_PREC)
+        else:
+            qt = _mm(qv, wk0, DOT_PREC)
+        qs = (qt * qk_scale).to(sdt)
 
+        xp = X + start * F
         m = tl.full([BLOCK_Q], float("-inf"), tl.float32)
         l = tl.zeros([BLOCK_Q], tl.float32)
         acc = tl.zeros([BLOCK_Q, F_PAD], tl.float32)
         for k0 in range(0, n, TILE_K):
             kk = k0 + tk
             kmask = kk < n
-            x = tl.load(X + (start + kk)[:, None] * F + fj[None, :], mask=kmask[:, None] & f_ok[None, :],
-                        other=0.0).to(sdt)
+            x = tl.load(xp + kk[:, None] * F + fj[None, :], mask=kmask[:, None] & f_ok[None, :], other=0.0).to(sdt)
             s = _mm(qs, tl.trans(x), DOT_PREC)
             s = tl.where(kmask[None, :], s, float("-inf"))
             m_new = tl.maximum(m, tl.max(s, 1))
@@ -114,11 +143,14 @@ def _pa_fwd_kernel(
 
         l_safe = tl.where(l > 0.0, l, 1.0)
         a = (acc / l_safe[:, None]).to(sdt)
-        o = _mm(a, tl.trans(wv), DOT_PREC)
+        if NKV_P == 2:
+            o = tl.where(first[:, None], _mm(a, tl.trans(wv0), DOT_PREC), _mm(a, tl.trans(wv1), DOT_PREC))
+        else:
+            o = _mm(a, tl.trans(wv0), DOT_PREC)
         if HAS_BIAS:
-            o = o + b[None, :]
+            o = o + bias
         o = tl.where(nonempty[:, None], o, 0.0)
-        tl.store(OUT + q_off, o.to(OUT.dtype.element_ty), mask=bd)
+        tl.store(OUT + pix * n_q * d + q_loc, o.to(OUT.dtype.element_ty), mask=q_mask)
         if WRITE_LSE:
             lse = tl.where(nonempty, m + tl.log2(l_safe), 0.0)
             tl.store(LSE + pix * n_q + row0 + ri, lse, mask=row_ok)
@@ -150,6 +182,7 @@ def _pa_bwd_kernel(
     bd = row_ok[:, None] & ((ri // G)[:, None] == hj[None, :]) & col_ok[None, :]
     w_off = (head0 + hj)[:, None] * d * F + cj[:, None] * F + fj[None, :]
     w_mask = col_ok[:, None] & f_ok[None, :]
+    q_loc = (row0 + ri)[:, None] * d + cj[None, :]  # int32
     wks = tl.load(WK + w_off, mask=w_mask, other=0.0).to(sdt)
     wv = tl.load(WV + w_off, mask=w_mask, other=0.0).to(cdt)
     if HAS_BIAS:
@@ -164,13 +197,13 @@ def _pa_bwd_kernel(
     for it in range(pid, n_pix, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
         start = tl.load(CU + pix).to(tl.int64)
-        n = tl.load(CU + pix + 1).to(tl.int64) - start
-        nonempty = (tl.zeros([BLOCK_Q], tl.int64) + n) > 0
-        q_off = pix * n_q * d + (row0 + ri)[:, None] * d + cj[None, :]
+        n = tl.load(CU + pix + 1) - start.to(tl.int32)
+        nonempty = (tl.zeros([BLOCK_Q], tl.int32) + n) > 0
+        pq = pix * n_q * d  # int64 base; q_loc is an int32 tile
         ld = bd & nonempty[:, None]
-        qbd = tl.load(Q + q_off, mask=ld, other=0.0).to(cdt)
-        dobd = tl.load(DOUT + q_off, mask=ld, other=0.0).to(cdt)
-        obd = tl.load(OUT + q_off, mask=ld, other=0.0).to(tl.float32)
+        qbd = tl.load(Q + pq + q_loc, mask=ld, other=0.0).to(cdt)
+        dobd = tl.load(DOUT + pq + q_loc, mask=ld, other=0.0).to(cdt)
+        obd = tl.load(OUT + pq + q_loc, mask=ld, other=0.0).to(tl.float32)
         lse = tl.load(LSE + pix * n_q + row0 + ri, mask=row_ok & nonempty, other=0.0)
         qt = _mm(qbd.to(sdt), wks, DOT_PREC) * qk_scale
         qs = qt.to(sdt)
@@ -186,12 +219,14 @@ def _pa_bwd_kernel(
 
         dq_acc = tl.zeros([BLOCK_Q, F_PAD], tl.float32)
         a_acc = tl.zeros([BLOCK_Q, F_PAD], tl.float32)
+        X_p = X + start * F
+        DX_p = DX + start * F
         for k0 in range(0, n, TILE_K):
             kk = k0 + tk
             kmask = kk < n
-            x_off = (start + kk)[:, None] * F + fj[None, :]
+            x_off = kk[:, None] * F + fj[None, :]
             xm = kmask[:, None] & f_ok[None, :]
-            x = tl.load(X + x_off, mask=xm, other=0.0)
+            x = tl.load(X_p + x_off, mask=xm, other=0.0)
             xs = x.to(sdt)
             s = _mm(qs, tl.trans(xs), DOT_PREC)
             p = tl.exp2(s - lse[:, None])
@@ -203,15 +238,15 @@ def _pa_bwd_kernel(
             dx = _mm(tl.trans(pc), da, DOT_PREC)
             dx += _mm(tl.trans(dsc), qc, DOT_PREC) * INV_LOG2E
             if ACCUM_DX:
-                dx += tl.load(DX + x_off, mask=xm, other=0.0).to(tl.float32)
-            tl.store(DX + x_off, dx.to(DX.dtype.element_ty), mask=xm)
+                dx += tl.load(DX_p + x_off, mask=xm, other=0.0).to(tl.float32)
+            tl.store(DX_p + x_off, dx.to(DX.dtype.element_ty), mask=xm)
             # Σ_j ds_j = 0, so dq̃ = Σ_j ds_j x_j cancels: fp16 operands (ds is row-scaled to O(1))
             dq_acc += _mm(ds.to(sdt), xs, DOT_PREC)
             a_acc += _mm(pc, x, DOT_PREC)
 
         dqt = (dq_acc * (sc * scale)[:, None]).to(cdt)
         dqf = _mm((dq_acc * scale).to(sdt), tl.trans(wks), DOT_PREC) * sc[:, None]
-        tl.store(DQ + q_off, dqf.to(DQ.dtype.element_ty), mask=bd)
+        tl.store(DQ + pq + q_loc, dqf.to(DQ.dtype.element_ty), mask=bd)
         dwk += _mm(tl.trans(qbd), dqt, DOT_PREC)
         dwv += _mm(tl.trans(dobd), a_acc.to(cdt), DOT_PREC)
         dbv += tl.sum(dobd.to(tl.float32), 0)

@@ -29,6 +29,7 @@ from healda_core.kernels.tuning import Tuner, bucket
 
 MAX_BLOCK_Q = 128
 MAX_PAD = 128
+MAX_KV_PER_LAUNCH = 2  # the forward kernel handles one or two kv heads per program
 
 
 def _pow2(n: int) -> int:
@@ -81,7 +82,7 @@ def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None
 
     Any n_kv dividing n_q works, with any d and F up to 128 and q_per_kv up to 128 (smaller sizes and
     non-powers of two are padded with masks). ``rows_cap`` (default ``MAX_BLOCK_Q``) bounds the query rows
-    of one program; kv heads beyond it go to further phases (launches).
+    of one program; kv heads beyond it, or beyond ``MAX_KV_PER_LAUNCH``, go to further phases (launches).
     """
     if min(n_q, n_kv, d, f) <= 0:
         raise ValueError(f"pixel attention needs positive sizes, got n_q={n_q}, n_kv={n_kv}, d={d}, F={f}")
@@ -96,7 +97,7 @@ def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None
     cap = max(g, min(MAX_BLOCK_Q, rows_cap or MAX_BLOCK_Q))
     nkv_p = 1
     for c in range(n_kv, 0, -1):
-        if n_kv % c == 0 and g * c <= cap and _pow2(c * d_pad) <= MAX_PAD:
+        if n_kv % c == 0 and c <= MAX_KV_PER_LAUNCH and g * c <= cap and _pow2(c * d_pad) <= MAX_PAD:
             nkv_p = c
             break
     return HeadPlan(n_q, n_kv, d, f, g, nkv_p, _pow2(g * nkv_p), d_pad, f_pad)
@@ -185,8 +186,9 @@ def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, ls
         K._pa_fwd_kernel[(grid,)](
             q, x, wk, wv, bv if bv is not None else wk, seg, order, out, lse if lse is not None else out,
             p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
-            G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p, KP=plan.kp,
+            G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p,
             TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec, WRITE_LSE=lse is not None,
+            D_EXACT=plan.d == plan.d_pad, F_EXACT=plan.f == plan.f_pad,
             num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
 
 
