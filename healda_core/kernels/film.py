@@ -87,15 +87,15 @@ def _film_rows(rows, rmask, META, IDT, IDC, IDP, ET, EC, EP, w1m, w1t, w1c, w1p,
     cm = tl.arange(0, M_PAD)
     meta = tl.load(META + rows[:, None] * M + cm[None, :], mask=rmask[:, None] & (cm < M)[None, :],
                    other=0.0).to(tl.float32)
-    idt = tl.load(IDT + rows, mask=rmask, other=0).to(tl.int32)
-    idc = tl.load(IDC + rows, mask=rmask, other=0).to(tl.int32)
+    idt = tl.load(IDT + rows, mask=rmask, other=0).to(tl.int64)
+    idc = tl.load(IDC + rows, mask=rmask, other=0).to(tl.int64)
     et = _gather(ET, idt, rmask, E1, E1_PAD)
     ec = _gather(EC, idc, rmask, E2, E2_PAD)
     h = _mm(meta, w1m, PREC)
     h += _mm(et, w1t, PREC)
     h += _mm(ec, w1c, PREC)
     if HAS_PLAT:
-        idp = tl.load(IDP + rows, mask=rmask, other=0).to(tl.int32)
+        idp = tl.load(IDP + rows, mask=rmask, other=0).to(tl.int64)
         ep = _gather(EP, idp, rmask, E3, E3_PAD)
         h += _mm(ep, w1p, PREC)
     else:
@@ -141,18 +141,17 @@ def _film_fwd_kernel(
     b2a = tl.load(B2 + f, mask=f_ok, other=0.0).to(tl.float32)
     b2b = tl.load(B2 + F + f, mask=f_ok, other=0.0).to(tl.float32)
     for tile in range(pid, n_tiles, nprog):
-        r0 = tl.cast(tile, tl.int64) * BLOCK_M  # int64 base pointers, int32 offsets within the tile
-        rows = tl.arange(0, BLOCK_M)
-        rmask = rows < (N - r0).to(tl.int32)
+        rows = (tl.zeros([BLOCK_M], tl.int64) + tile) * BLOCK_M + tl.arange(0, BLOCK_M)
+        rmask = rows < N
         _m, _et, _ec, _ep, _a, _b, _c, _xh, _rs, y, sig = _film_rows(
-            rows, rmask, META + r0 * M, IDT + r0, IDC + r0, IDP + r0, ET, EC, EP, w1m, w1t, w1c, w1p, b1, gam, bet, M, E1, E2, E3, H, eps,
+            rows, rmask, META, IDT, IDC, IDP, ET, EC, EP, w1m, w1t, w1c, w1p, b1, gam, bet, M, E1, E2, E3, H, eps,
             M_PAD, E1_PAD, E2_PAD, E3_PAD, H_PAD, HAS_PLAT, PREC, BLOCK_M)
         act = y * sig
         alpha = _mm(act, w2a, PREC) + b2a[None, :]
         beta = _mm(act, w2b, PREC) + b2b[None, :]
-        obs = tl.load(OBS + r0 + rows, mask=rmask, other=0.0).to(tl.float32)
+        obs = tl.load(OBS + rows, mask=rmask, other=0.0).to(tl.float32)
         out = alpha * obs[:, None] + beta
-        tl.store(OUT + r0 * F + rows[:, None] * F + f[None, :], out.to(OUT.dtype.element_ty),
+        tl.store(OUT + rows[:, None] * F + f[None, :], out.to(OUT.dtype.element_ty),
                  mask=rmask[:, None] & f_ok[None, :])
 
 
@@ -197,20 +196,19 @@ def _film_bwd_kernel(
     w2a_t = tl.trans(w2a)
     b2a = tl.load(B2 + f, mask=f_ok, other=0.0).to(tl.float32)
     for tile in range(pid, n_tiles, nprog):
-        r0 = tl.cast(tile, tl.int64) * BLOCK_M  # int64 base pointers, int32 offsets within the tile
-        rows = tl.arange(0, BLOCK_M)
-        rmask = rows < (N - r0).to(tl.int32)
+        rows = (tl.zeros([BLOCK_M], tl.int64) + tile) * BLOCK_M + tl.arange(0, BLOCK_M)
+        rmask = rows < N
         meta, et, ec, ep, idt, idc, idp, xhat, rstd, y, sig = _film_rows(
-            rows, rmask, META + r0 * M, IDT + r0, IDC + r0, IDP + r0, ET, EC, EP, w1m, w1t, w1c, w1p, b1, gam, bet, M, E1, E2, E3, H, eps,
+            rows, rmask, META, IDT, IDC, IDP, ET, EC, EP, w1m, w1t, w1c, w1p, b1, gam, bet, M, E1, E2, E3, H, eps,
             M_PAD, E1_PAD, E2_PAD, E3_PAD, H_PAD, HAS_PLAT, PREC, BLOCK_M)
         act = y * sig
-        obs = tl.load(OBS + r0 + rows, mask=rmask, other=0.0).to(tl.float32)
-        g = tl.load(DOUT + r0 * F + rows[:, None] * F + f[None, :], mask=rmask[:, None] & f_ok[None, :],
+        obs = tl.load(OBS + rows, mask=rmask, other=0.0).to(tl.float32)
+        g = tl.load(DOUT + rows[:, None] * F + f[None, :], mask=rmask[:, None] & f_ok[None, :],
                     other=0.0).to(tl.float32)
         da = g * obs[:, None]
         if NEED_DOBS:
             alpha = _mm(act, w2a_t, PREC) + b2a[None, :]
-            tl.store(DOBS + r0 + rows, tl.sum(g * alpha, 1), mask=rmask)
+            tl.store(DOBS + rows, tl.sum(g * alpha, 1), mask=rmask)
         g_w2a += _mm(tl.trans(da), act, PREC)
         g_w2b += _mm(tl.trans(g), act, PREC)
         g_b2a += tl.sum(da, 0)
@@ -230,14 +228,14 @@ def _film_bwd_kernel(
         g_w1c += _mm(tl.trans(dh), ec, PREC)
         if NEED_DMETA:
             dm = _mm(dh, w1m_t, PREC)
-            tl.store(DMETA + r0 * M + rows[:, None] * M + cm[None, :], dm, mask=rmask[:, None] & (cm < M)[None, :])
+            tl.store(DMETA + rows[:, None] * M + cm[None, :], dm, mask=rmask[:, None] & (cm < M)[None, :])
         dt = _mm(dh, w1t_t, PREC)
         dc = _mm(dh, w1c_t, PREC)
         mt = rmask[:, None] & (c1 < E1)[None, :]
         mc = rmask[:, None] & (c2 < E2)[None, :]
         if DEMB_ROWS:
-            tl.store(GET + r0 * E1 + rows[:, None] * E1 + c1[None, :], dt, mask=mt)
-            tl.store(GEC + r0 * E2 + rows[:, None] * E2 + c2[None, :], dc, mask=mc)
+            tl.store(GET + rows[:, None] * E1 + c1[None, :], dt, mask=mt)
+            tl.store(GEC + rows[:, None] * E2 + c2[None, :], dc, mask=mc)
         else:
             tl.atomic_add(GET + idt[:, None] * E1 + c1[None, :], dt, mask=mt, sem="relaxed")
             tl.atomic_add(GEC + idc[:, None] * E2 + c2[None, :], dc, mask=mc, sem="relaxed")
@@ -246,7 +244,7 @@ def _film_bwd_kernel(
             dp = _mm(dh, w1p_t, PREC)
             mp = rmask[:, None] & (c3 < E3)[None, :]
             if DEMB_ROWS:
-                tl.store(GEP + r0 * E3 + rows[:, None] * E3 + c3[None, :], dp, mask=mp)
+                tl.store(GEP + rows[:, None] * E3 + c3[None, :], dp, mask=mp)
             else:
                 tl.atomic_add(GEP + idp[:, None] * E3 + c3[None, :], dp, mask=mp, sem="relaxed")
 

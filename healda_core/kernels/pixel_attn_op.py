@@ -103,19 +103,18 @@ def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None
     return HeadPlan(n_q, n_kv, d, f, g, nkv_p, _pow2(g * nkv_p), d_pad, f_pad)
 
 
-# Defaults = the fastest launch settings of the session-4 sweep on an H200 at 10 M tokens, 2 warps
-# (docs/benchmarks.md): forward kernel 1.23 ms at TILE_K=32/1 stage vs 1.38 ms at 64/2; backward 2.90 ms
-# at 32/3 stages vs 3.21 ms at 64/2. Candidates for autotuning keep the earlier tiles.
+# Defaults = the fastest launch settings of the session-5 sweeps on an H200 at 10 M tokens (docs/benchmarks.md):
+# forward kernel 0.83 ms at 4 warps, TILE_K 64, 3 stages, 8 programs per SM (0.88 ms at 2 warps/16 per SM);
+# backward 2.69 ms at 2 warps, TILE_K 32, 3 stages, 32 programs per SM (2.92 ms at 16, 3.1 ms at 4).
 # PROGS_PER_SM = 0 launches one program per pixel; n > 0 a persistent grid of n programs per SM.
 FWD = Tuner("pixel_attn_fwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
-             [(32, 2, 1, 0), (32, 2, 2, 0), (32, 2, 3, 0), (64, 2, 2, 0), (32, 2, 1, 8), (32, 2, 1, 16),
-              (32, 2, 2, 16)]],
-            dict(TILE_K=32, num_warps=2, num_stages=1, PROGS_PER_SM=0), force=dict(num_warps=2))
+             [(64, 4, 3, 8), (64, 4, 3, 16), (32, 4, 3, 16), (64, 2, 3, 16), (32, 2, 3, 32), (64, 2, 2, 16)]],
+            dict(TILE_K=64, num_warps=4, num_stages=3, PROGS_PER_SM=8))
 BWD = Tuner("pixel_attn_bwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
-             [(32, 2, 3, 4), (32, 2, 2, 4), (64, 2, 2, 4), (64, 2, 1, 4), (64, 2, 3, 4), (32, 2, 3, 8)]],
-            dict(TILE_K=32, num_warps=2, num_stages=3, PROGS_PER_SM=4), force=dict(num_warps=2))
+             [(32, 2, 3, 32), (32, 2, 3, 16), (32, 2, 2, 16), (32, 2, 3, 4), (64, 2, 3, 16)]],
+            dict(TILE_K=32, num_warps=2, num_stages=3, PROGS_PER_SM=32), force=dict(num_warps=2))
 
 
 def _compute_dtype(q: Tensor) -> torch.dtype:
