@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from healda_core.kernels import tuning
+from tests.kernels.conftest import gpu
 
 
 @pytest.fixture
@@ -17,7 +18,7 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setattr(tuning, "STATE", tuning._State())
     monkeypatch.setattr(tuning, "TUNERS", {})
     monkeypatch.setattr(tuning, "can_time", lambda device: True)
-    monkeypatch.setattr(tuning, "time_ms", lambda fn, reps=5: fn())
+    monkeypatch.setattr(tuning, "time_ms", lambda fn, reps=5, budget_ms=0.0: fn())
     t = tuning.Tuner("k", [dict(A=1), dict(A=2), dict(A=3)], dict(A=1))
     return t, tmp_path
 
@@ -98,3 +99,13 @@ def test_kernel_force_applies_unless_the_override_variable_is_set(fresh, monkeyp
     assert choose(("b",)) == dict(A=2, num_warps=8)  # nothing forced: every candidate as listed
     monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "num_warps=16")
     assert choose(("c",)) == dict(A=1, num_warps=16)  # the variable wins over the kernel's setting
+
+
+@gpu
+def test_time_ms_repeats_short_calls_up_to_the_budget():
+    calls = []
+    tuning.time_ms(lambda: calls.append(1), reps=3)
+    assert len(calls) == 1 + 3  # warm-up + reps
+    calls.clear()
+    tuning.time_ms(lambda: calls.append(1), reps=3, budget_ms=40.0)
+    assert len(calls) == 1 + 25  # microsecond calls: the repetition cap, not the budget, ends it
