@@ -94,7 +94,7 @@ def timed_forward(model, x, t, sod, doy, ctx, warmup: int, iters: int) -> tuple[
     return times, torch.cuda.max_memory_allocated() / 2**30
 
 
-def profile_forward(model, x, t, sod, doy, ctx) -> list[dict]:  # noqa: ANN001
+def profile_forward(model, x, t, sod, doy, ctx) -> list[dict]:
     """Top CUDA kernels of one forward (torch.profiler), by total device time."""
     from torch.profiler import ProfilerActivity, profile
 

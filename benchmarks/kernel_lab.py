@@ -24,7 +24,7 @@ import time
 os.environ.setdefault("HEALDA_AUTOTUNE", "off")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
 
 def err(a: torch.Tensor, b: torch.Tensor) -> float:
@@ -32,7 +32,7 @@ def err(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-12))
 
 
-def top_kernels(fn, k: int = 6) -> list:  # noqa: ANN001
+def top_kernels(fn, k: int = 6) -> list:
     """CUDA time per kernel name (ms) of one ``fn()`` call, largest first."""
     from torch.profiler import ProfilerActivity, profile
 
@@ -51,7 +51,7 @@ def top_kernels(fn, k: int = 6) -> list:  # noqa: ANN001
 PROFILE = False
 
 
-def host_and_stream(fn, name: str, reps: int = 20) -> dict:  # noqa: ANN001
+def host_and_stream(fn, name: str, reps: int = 20) -> dict:
     """Host time of one call (no sync: launch overhead) and the per-call time of ``reps`` back-to-back calls
     between two CUDA events (GPU-bound: launch latency hidden)."""
     fn()
@@ -101,7 +101,7 @@ def lab_film(n: int, reps: int, dot: str) -> dict:
     from healda_core.model.film import ObsTokenizerFiLM
 
     if dot != "auto":
-        film_op._prec = lambda device, out_dtype: dot if device.type == "cuda" else "ieee"  # noqa: SLF001
+        film_op._prec = lambda device, out_dtype: dot if device.type == "cuda" else "ieee"
     x = film_inputs(n)
     mod = ObsTokenizerFiLM(**FILM).cuda()
     params = list(mod.parameters())

@@ -23,7 +23,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 sys.path.insert(0, os.path.join(ROOT, "tools", "bench_ref"))
 
-import torch  # noqa: E402
+import torch
 
 R: dict = {"env": {"kernel_override": os.environ.get("HEALDA_KERNEL_OVERRIDE", "")}, "runs": [], "errors": {}}
 OUT = "."
@@ -40,12 +40,12 @@ def log(msg: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def relerr(a, b) -> float:  # noqa: ANN001
+def relerr(a, b) -> float:
     a, b = a.float(), b.float()
     return float((a - b).norm() / b.norm().clamp_min(1e-30))
 
 
-def maxrel(a, b) -> float:  # noqa: ANN001
+def maxrel(a, b) -> float:
     a, b = a.float(), b.float()
     return float((a - b).abs().max() / b.abs().max().clamp_min(1e-30))
 
@@ -91,7 +91,7 @@ def reference_modules():
     return pam, RefFiLM, ref_prepare
 
 
-def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:  # noqa: ANN001
+def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:
     from healda_core.bench import kernels as B
     from healda_core.kernels import tuning
     from healda_core.kernels.pixel_attn_op import pixel_attention as ours_pa
@@ -129,10 +129,10 @@ def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:  # noqa: A
     ent["pa_model"] = st
     ent["max_seqlen_k"] = mx
 
-    def ours(q, x, wk, wv, bv):  # noqa: ANN001
+    def ours(q, x, wk, wv, bv):
         return ours_pa(q, x, wk, wv, bv, cu, mx, scale)
 
-    def ref(q, x, wk, wv, bv):  # noqa: ANN001
+    def ref(q, x, wk, wv, bv):
         return pam.pixel_attention(q, x, wk, wv, cu, mx, n_kv_heads=2, scale=scale, B_k=None, B_v=bv,
                                    group_map=ref_gm)
 
@@ -189,11 +189,11 @@ def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:  # noqa: A
     rmod = RefFiLM(use_fused_mlp=True, **B.FILM).cuda()
     rmod.load_state_dict(mod.state_dict())
 
-    def f_ours(*a):  # noqa: ANN002
+    def f_ours(*a):
         with torch.autocast("cuda", dtype=torch.bfloat16):
             return mod(*a)
 
-    def f_ref(obs, meta, t, c, p):  # noqa: ANN001
+    def f_ref(obs, meta, t, c, p):
         return rmod(obs=obs, float_metadata=meta, obs_type=t, channel_ids=c, platform_ids=p)
 
     a = [x[k] for k in ("obs", "float_metadata", "obs_type", "channel", "platform")]

@@ -10,11 +10,11 @@ import sys
 os.environ.setdefault("HEALDA_AUTOTUNE", "off")
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import torch  # noqa: E402
+import torch
 
-from healda_core.bench.kernels import FILM, film_inputs, pa_inputs  # noqa: E402
-from healda_core.kernels.pixel_attn_op import pixel_attention  # noqa: E402
-from healda_core.model.film import ObsTokenizerFiLM  # noqa: E402
+from healda_core.bench.kernels import FILM, film_inputs, pa_inputs
+from healda_core.kernels.pixel_attn_op import pixel_attention
+from healda_core.model.film import ObsTokenizerFiLM
 
 ops = sys.argv[1].split(",") if len(sys.argv) > 1 else ["pa", "film"]
 if "pa" in ops:

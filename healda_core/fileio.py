@@ -50,7 +50,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
 def history_entry(argv: list[str] | None = None) -> str:
     """``"<ISO-8601 UTC>: healda <args>"`` for the CF ``history`` attribute."""
     argv = sys.argv if argv is None else argv
-    now = _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    now = _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     prog = "healda" if not argv else Path(argv[0]).name
     return f"{now}: {prog} {shlex.join(argv[1:])}".rstrip()
 
@@ -60,7 +60,7 @@ def prepend_history(old: str | None, entry: str) -> str:
     return entry if not old else f"{entry}\n{old}"
 
 
-def open_netcdf(path: str | os.PathLike):  # noqa: ANN201 - netCDF4.Dataset
+def open_netcdf(path: str | os.PathLike):
     """Open ``path`` read-only; an unreadable file raises :class:`InputError` (exit 3) naming it."""
     import netCDF4
 

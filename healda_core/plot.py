@@ -12,13 +12,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import netCDF4  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import netCDF4
+import numpy as np
 
-from healda_core import grid  # noqa: E402
-from healda_core.errors import input_error  # noqa: E402
-from healda_core.fileio import atomic_output, open_netcdf  # noqa: E402
+from healda_core import grid
+from healda_core.errors import input_error
+from healda_core.fileio import atomic_output, open_netcdf
 
 
 def _select(ds: netCDF4.Dataset, path: object, var: str, level: float | None, time: int | None) -> tuple[np.ndarray, str]:
@@ -60,12 +60,12 @@ def _image(values_nest: np.ndarray, level: int, res: float = 0.5) -> tuple[np.nd
     return np.radians(lon), np.radians(lat), values_nest[pix].reshape(lat2.shape)
 
 
-def _figure():  # noqa: ANN202
+def _figure():
     fig = plt.figure(figsize=(9, 5), dpi=100)
     return fig, fig.add_subplot(111, projection="mollweide")
 
 
-def _finish(fig, ax, art, title: str, units: str, out: str | os.PathLike, overwrite: bool) -> Path:  # noqa: ANN001
+def _finish(fig, ax, art, title: str, units: str, out: str | os.PathLike, overwrite: bool) -> Path:
     ax.grid(True, alpha=0.3)
     ax.set_xticklabels([])
     fig.colorbar(art, ax=ax, orientation="horizontal", pad=0.05, fraction=0.05, label=units)

@@ -21,7 +21,7 @@ def _padxy_by_bits(nest: np.ndarray, level: int) -> np.ndarray:
     return f * n * n + (n - 1 - xs) * n + (n - 1 - ys)
 
 
-@pytest.mark.parametrize("level", range(0, 7))
+@pytest.mark.parametrize("level", range(7))
 def test_permutations_are_inverse_bijections_and_match_bit_formula(level):
     p2n, n2p = grid.padxy_to_nest(level), grid.nest_to_padxy(level)
     assert np.array_equal(np.sort(p2n), np.arange(grid.npix(level)))

@@ -58,7 +58,7 @@ def roofline(flops: float, nbytes: float, ms: float) -> dict:
             "roofline_frac": floor_ms / ms}
 
 
-def pa_model(n: int, p: int, p_nonempty: int, n_q=64, d=32, f=32) -> dict:  # noqa: ANN001
+def pa_model(n: int, p: int, p_nonempty: int, n_q=64, d=32, f=32) -> dict:
     """Executed FLOPs of the absorbed algorithm and minimum bytes (bf16 tensors, fp32 LSE)."""
     fwd_flops = n * 4 * n_q * f + p_nonempty * 4 * n_q * d * f
     bwd_flops = n * 12 * n_q * f + p_nonempty * 10 * n_q * d * f

@@ -12,6 +12,7 @@ from collections.abc import Callable
 
 import torch
 
+
 def config_for(preset: str, layers: int | None = None) -> dict:
     from healda_core.model.healda import default_config
     from healda_core.presets import preset_config

@@ -71,7 +71,7 @@ def _key(kind: str, dm: dict, n: int, out_dtype: torch.dtype) -> tuple:
             bucket(n))
 
 
-def _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2):  # noqa: ANN001
+def _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2):
     c = [t.contiguous() for t in (obs, meta, obs_type, channel, platform, e_type, e_chan)]
     c.append(e_plat.contiguous() if e_plat is not None else c[5])
     c += [t.contiguous() for t in (w1, b1, ln_w, ln_b, w2, b2)]
@@ -146,7 +146,7 @@ def film_fwd(obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platf
 
 
 @film_fwd.register_fake
-def _(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps, out_dtype):  # noqa: ANN001
+def _(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps, out_dtype):
     dm = _dims(meta, e_type, e_chan, e_plat, w1, w2)
     return obs.new_empty((obs.shape[0], dm["F"]), dtype=out_dtype)
 
@@ -211,24 +211,24 @@ def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel
 
 
 @film_bwd.register_fake
-def _(d_out, obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps,  # noqa: ANN001
+def _(d_out, obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps,
       need_dobs, need_dmeta):
     def empty():
         return obs.new_empty((0,), dtype=torch.float32)
 
-    like = lambda t: t.new_empty(t.shape)  # noqa: E731
+    like = lambda t: t.new_empty(t.shape)
     return (like(obs) if need_dobs else empty(), like(meta) if need_dmeta else empty(), like(e_type), like(e_chan),
             like(e_plat) if e_plat is not None else empty(), like(w1), like(b1), like(ln_w), like(ln_b), like(w2),
             like(b2))
 
 
-def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+def _setup_context(ctx, inputs, output) -> None:
     ctx.save_for_backward(*inputs[:14])
     ctx.has_plat = inputs[7] is not None
     ctx.eps = inputs[14]
 
 
-def _backward(ctx, d_out):  # noqa: ANN001
+def _backward(ctx, d_out):
     t = list(ctx.saved_tensors)
     if not ctx.has_plat:
         t[7] = None
@@ -241,7 +241,7 @@ def _backward(ctx, d_out):  # noqa: ANN001
 film_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor, channel: Tensor,  # noqa: ANN001
+def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor, channel: Tensor,
                   platform: Tensor) -> Tensor:
     """``ObsTokenizerFiLM`` forward on the fused kernels (falls back to ``module.forward_torch`` for widths
     the kernel does not cover)."""

@@ -173,7 +173,7 @@ def _cuda_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, lse, scale):  # noqa: ANN001
+def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, lse, scale):
     """``lse`` None: inference, the softmax statistics are not written."""
     p = q.shape[0]
     if p == 0:
@@ -191,7 +191,7 @@ def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, ls
             num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
 
 
-def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale):  # noqa: ANN001
+def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale):
     """Runs every phase; returns the summed weight-gradient partials per phase (fp32)."""
     p = q.shape[0]
     kp = plan.kp
@@ -251,7 +251,7 @@ def pixel_attn_fwd(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Ten
 
 
 @pixel_attn_fwd.register_fake
-def _(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale):  # noqa: ANN001
+def _(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale):
     _plan_of(q, tokens, w_k)
     p, n_q = q.shape[0], q.shape[1]
     return (q.new_empty(q.shape), q.new_empty((p, n_q), dtype=torch.float32),
@@ -292,20 +292,20 @@ def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: T
 
 
 @pixel_attn_bwd.register_fake
-def _(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, max_seqlen_k, scale):  # noqa: ANN001
+def _(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, max_seqlen_k, scale):
     d_bv = b_v.new_empty(b_v.shape) if b_v is not None else q.new_empty((0,), dtype=torch.float32)
     return (q.new_empty(q.shape), tokens.new_empty(tokens.shape), w_k.new_empty(w_k.shape),
             w_v.new_empty(w_v.shape), d_bv)
 
 
-def _setup_context(ctx, inputs, output) -> None:  # noqa: ANN001
+def _setup_context(ctx, inputs, output) -> None:
     q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale = inputs
     out, lse, order = output
     ctx.save_for_backward(q, tokens, w_k, w_v, b_v, cu, order, out, lse)
     ctx.max_seqlen_k, ctx.scale, ctx.has_bias = max_seqlen_k, scale, b_v is not None
 
 
-def _backward(ctx, d_out, d_lse, d_order):  # noqa: ANN001 - the lse/order gradients are ignored
+def _backward(ctx, d_out, d_lse, d_order):
     q, tokens, w_k, w_v, b_v, cu, order, out, lse = ctx.saved_tensors
     dq, dx, dwk, dwv, dbv = pixel_attn_bwd(d_out, q, tokens, w_k, w_v, b_v if ctx.has_bias else None, cu,
                                            order, out, lse, ctx.max_seqlen_k, ctx.scale)
@@ -316,7 +316,7 @@ pixel_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
 def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None, cu_seqlens_k: Tensor,
-                    max_seqlen_k: int, scale: float | None = None, group_map=None) -> Tensor:  # noqa: ANN001
+                    max_seqlen_k: int, scale: float | None = None, group_map=None) -> Tensor:
     """Ragged GQA pixel cross-attention on the Triton kernels (see ``healda_core.model.ragged``).
 
     Args:

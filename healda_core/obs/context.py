@@ -28,7 +28,7 @@ class PixelGroupMap:
     program_ptr: Int[Tensor, " programs_plus_1"]
     program_pixels: Int[Tensor, " grouped"]
 
-    def to(self, device: torch.device | str | None = None) -> "PixelGroupMap":
+    def to(self, device: torch.device | str | None = None) -> PixelGroupMap:
         return PixelGroupMap(self.program_ptr.to(device), self.program_pixels.to(device))
 
 
@@ -70,7 +70,7 @@ class ObsContext:
         """Number of ragged pixels P = len(cu_seqlens_k) - 1."""
         return int(self.cu_seqlens_k.shape[0]) - 1
 
-    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> "ObsContext":
+    def to(self, device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> ObsContext:
         """Move every tensor to ``device``; cast only floating tensors to ``dtype``."""
         out = {}
         for f in fields(self):

@@ -116,7 +116,7 @@ class ChunkCompressor:
     def pending_columns(self) -> int:
         return len({name for name, _, _ in self.queue})
 
-    def ready(self, block: bool = False):  # noqa: ANN201 - Iterator[tuple[str, int, bytes]]
+    def ready(self, block: bool = False):
         """Yield ``(name, start, encoded)`` of finished chunks, in order.
 
         ``block`` waits for every chunk; otherwise it waits only while more than ``max_pending`` columns

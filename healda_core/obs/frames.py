@@ -33,16 +33,16 @@ def parse_time(text: str) -> int:
     except ValueError:
         raise UsageError(f"cannot parse time {text!r}; use e.g. 2024-01-02T06:00Z or 2024010206") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
+        t = t.replace(tzinfo=_dt.UTC)
     return int(t.timestamp())
 
 
 def format_time(seconds: int) -> str:
     """ISO-8601 UTC, e.g. ``2024-01-02T06:00:00Z``."""
-    return _dt.datetime.fromtimestamp(int(seconds), _dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _dt.datetime.fromtimestamp(int(seconds), _dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def parse_duration(text: str | int | float) -> int:
+def parse_duration(text: str | float) -> int:
     """Seconds in ``6h``, ``PT6H``, ``90min``, ``1d``, ``3600s`` or a bare number of hours."""
     if isinstance(text, (int, float)):
         return int(round(float(text) * 3600))

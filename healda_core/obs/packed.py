@@ -9,9 +9,9 @@ variable ``obs_count(analysis, frame, cell)`` with ``sample_dimension = "obs"``,
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import netCDF4
 import numpy as np
@@ -97,7 +97,7 @@ def to_obs_context(p: PackedObs, device: torch.device | str = "cpu", build_group
     counts = torch.as_tensor(p.counts, device=device)
     cu = torch.zeros(counts.numel() + 1, dtype=torch.int32, device=device)
     cu[1:] = torch.cumsum(counts, 0).to(torch.int32)
-    as_long = lambda k: torch.as_tensor(p.obs[k].astype(np.int64), device=device)  # noqa: E731
+    as_long = lambda k: torch.as_tensor(p.obs[k].astype(np.int64), device=device)
     return ObsContext(
         obs=torch.as_tensor(p.obs["value_norm"], device=device),
         float_metadata=packed_features(p, device),
@@ -128,5 +128,14 @@ def qc_options_of(path: str | Path) -> dict:
         return json.loads(getattr(ds, "healda_qc_options", "{}"))
 
 
-__all__ = ["CHUNK_OBS", "PackedBatch", "load_batch", "packed_features", "read_packed", "to_obs_context",
-           "write_packed", "write_packed_columns", "PackedObs"]
+__all__ = [
+    "CHUNK_OBS",
+    "PackedBatch",
+    "PackedObs",
+    "load_batch",
+    "packed_features",
+    "read_packed",
+    "to_obs_context",
+    "write_packed",
+    "write_packed_columns",
+]

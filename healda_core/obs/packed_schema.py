@@ -39,7 +39,7 @@ OBS_ATTRS: dict[str, dict[str, str]] = {
 }
 
 
-def global_attrs(p, attrs: dict[str, object]) -> dict[str, object]:  # noqa: ANN001 - PackedObs (import cycle)
+def global_attrs(p, attrs: dict[str, object]) -> dict[str, object]:
     """CF global attributes plus the self-description of DATA §7b; ``attrs`` adds or overrides."""
     ft = p.frame_times()
     half = frames.iso_duration(p.step_s // 2)
@@ -49,7 +49,7 @@ def global_attrs(p, attrs: dict[str, object]) -> dict[str, object]:  # noqa: ANN
         "institution": "healda",
         "source": f"healda {__version__}; model_recipe=v2-ufs-hpx64",
         "references": "HealDA: arXiv 2601.17636",
-        "date_created": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "date_created": _dt.datetime.now(_dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "healda_version": __version__,
         "healda_layout": "CF contiguous ragged array sorted by flat_index (obs_count has sample_dimension obs)",
         "hpx_level": np.int32(p.level), "hpx_nside": np.int32(1 << p.level),
@@ -76,7 +76,7 @@ def _string_var(ds: netCDF4.Dataset, name: str, dim: str, values: list[str], lon
         v[i] = s
 
 
-def write_tables(ds: netCDF4.Dataset, p) -> None:  # noqa: ANN001 - PackedObs
+def write_tables(ds: netCDF4.Dataset, p) -> None:
     """The channel table (dim ``channel``), sensor names (dim ``sensor``) and ``sensor_lengths``."""
     t = channel_table()
     ds.createDimension("channel", len(t.name))

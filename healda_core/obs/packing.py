@@ -199,7 +199,7 @@ def plan_pack(
     return PackPlan(header, src, pix, sensor_id, counts_by, qc.derived), qc
 
 
-def column_sources(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):  # noqa: ANN201 - Iterator
+def column_sources(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):
     """Yield ``(name, (source, index))`` for every :data:`OBS_VARS` entry, in order: the packed column is
     ``source[index]`` (``index`` None: ``source`` itself), with ``source`` already of the stored dtype.
 
@@ -229,7 +229,7 @@ def column_sources(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = Fa
             setattr(raw, attr, np.zeros(0, getattr(raw, attr).dtype))
 
 
-def gather_columns(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):  # noqa: ANN201 - Iterator
+def gather_columns(raw: RawObs, qc: QCResult, plan: PackPlan, consume: bool = False):
     """Yield ``(name, column)`` for every :data:`OBS_VARS` entry, in order, gathered in packed order.
 
     With ``consume`` each raw column is released as soon as it is gathered (lower peak memory).

@@ -62,7 +62,7 @@ class RawObs:
         return int(self.time_ns.shape[0])
 
     @classmethod
-    def from_columns(cls, n: int, **cols: np.ndarray | None) -> "RawObs":
+    def from_columns(cls, n: int, **cols: np.ndarray | None) -> RawObs:
         """Build from whichever columns are given; absent ones are filled with their missing value."""
         out: dict[str, object] = {}
         for name, dtype in COLUMNS.items():
@@ -82,7 +82,7 @@ class RawObs:
             raise TypeError(f"unknown columns {sorted(cols)}")
         return cls(**out)  # type: ignore[arg-type]
 
-    def take(self, idx: np.ndarray) -> "RawObs":
+    def take(self, idx: np.ndarray) -> RawObs:
         """Rows ``idx`` (an index or boolean array) as a new :class:`RawObs`."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
         for name in list(COLUMNS) + ["qc_flag", "use_flag"]:

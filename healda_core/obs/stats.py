@@ -23,7 +23,7 @@ _STATS_PKG = "healda_core"
 MAX_RAW_CHANNEL = 8461  # IASI has 8461 channels, the largest raw channel number
 
 
-def _stats_dir():  # noqa: ANN202 - importlib Traversable
+def _stats_dir():
     return resources.files(_STATS_PKG) / "data" / "stats"
 
 

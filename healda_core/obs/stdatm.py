@@ -28,7 +28,7 @@ def _layer_bases() -> tuple[np.ndarray, np.ndarray]:
     return t, p
 
 
-def _pressure_in_layer(pb, tb, lapse, dh):  # noqa: ANN001, ANN202 - scalar or array
+def _pressure_in_layer(pb, tb, lapse, dh):
     with np.errstate(divide="ignore", invalid="ignore"):
         power = pb * (tb / (tb + lapse * dh)) ** (G0 / (R_AIR * np.where(lapse == 0, 1.0, lapse)))
         iso = pb * np.exp(-G0 * dh / (R_AIR * tb))

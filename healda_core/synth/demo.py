@@ -56,7 +56,7 @@ def _split_times(start_s: int, days: float, frac: float) -> tuple[list[int], lis
     return times[:-n_test], times[-n_test:]
 
 
-def _train_config(s: DemoSettings, packed: Path, nature: Path, static: Path, init: Path, steps: int):  # noqa: ANN202
+def _train_config(s: DemoSettings, packed: Path, nature: Path, static: Path, init: Path, steps: int):
     from healda_core.train.config import TrainConfig
 
     cfg = TrainConfig()
@@ -123,7 +123,7 @@ def run_demo(s: DemoSettings, log: Callable[[str], None] = lambda m: None,
         raise ValueError(f"the demo preset needs level {cfg['level_in']}, got {s.level}")
     timings: dict[str, float] = {}
 
-    def timed(name: str, fn: Callable, *a, **k):  # noqa: ANN202, ANN002, ANN003
+    def timed(name: str, fn: Callable, *a, **k):
         stage(name)
         t0 = time.perf_counter()
         out = fn(*a, **k)

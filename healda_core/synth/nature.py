@@ -66,7 +66,7 @@ class NatureRun:
         l_idx, m_idx = healpy.Alm.getlm(self.lmax)
         self.l, self.m = l_idx, m_idx
         spec = np.where(l_idx >= LMIN, np.maximum(l_idx, 1) ** -1.5, 0.0)
-        noise = lambda: (rng.standard_normal(l_idx.size) + 1j * rng.standard_normal(l_idx.size)) * spec  # noqa: E731
+        noise = lambda: (rng.standard_normal(l_idx.size) + 1j * rng.standard_normal(l_idx.size)) * spec
         self.a_bt, self.a_bc = amplitude * noise(), 0.6 * amplitude * noise()
         self.a_rh = noise() / np.sqrt((np.abs(noise()) ** 2).sum() + 1e-12)
         self.a_bt[m_idx == 0] = self.a_bt[m_idx == 0].real  # real fields need real m=0 coefficients
@@ -105,7 +105,7 @@ class NatureRun:
         phase = np.exp(-1j * self.omega * t_seconds)
         bt, bc = self._evaluate(self.a_bt * phase), self._evaluate(self.a_bc * phase)
         s_bt, ds_bt, s_bc, ds_bc = _structure(PLEVELS)
-        col = lambda s: s[:, None]  # noqa: E731
+        col = lambda s: s[:, None]
         psi = col(s_bt) * bt[0] + col(s_bc) * bc[0]
         dpsi_dlnp = col(ds_bt) * bt[0] + col(ds_bc) * bc[0]
         u = (col(s_bt) * bt[1] + col(s_bc) * bc[1]) / A_EARTH  # −(1/a)∂ψ/∂lat = (1/a)∂ψ/∂θ
@@ -120,7 +120,7 @@ class NatureRun:
         q = w * q_trop + (1 - w) * Q_STRAT * (0.8 + 0.4 * rh)
         return {"u": u, "v": v, "t": t, "z": z, "q": q, **self._surface(u, v, t, z, q)}
 
-    def _surface(self, u, v, t, z, q) -> dict[str, np.ndarray]:  # noqa: ANN001
+    def _surface(self, u, v, t, z, q) -> dict[str, np.ndarray]:
         land = self.statics["land_fraction"]
         dp = np.diff(PLEVELS * 100.0)  # negative (pressure decreases upward)
         tcwv = -(0.5 * (q[1:] + q[:-1]) * dp[:, None]).sum(0) / G

@@ -18,7 +18,7 @@ import healpy
 import numpy as np
 
 from healda_core.obs import vocab
-from healda_core.synth.nature import G, PLEVELS, R_DRY, NatureRun, std_geopotential
+from healda_core.synth.nature import PLEVELS, R_DRY, G, NatureRun, std_geopotential
 
 ERRORS = {"t": 0.8, "q_rel": 0.1, "uv": 1.8, "ps_hpa": 1.0, "air_t": 1.0, "air_uv": 2.0, "bt": 0.3, "sonde_z_m": 10.0}
 #: sounder channels: (sensor, platform, raw channel, peak pressure hPa)
@@ -64,11 +64,11 @@ def _stations(rng: np.random.Generator, nature: NatureRun, n: int) -> tuple[np.n
     """Station locations, three times denser over land."""
     w = 0.25 + nature.statics["land_fraction"].astype(np.float64)
     pix = rng.choice(w.size, size=n, replace=n > w.size, p=w / w.sum())
-    jitter = lambda: rng.uniform(-0.5, 0.5, n)  # noqa: E731
+    jitter = lambda: rng.uniform(-0.5, 0.5, n)
     return np.mod(nature.lon[pix] + jitter(), 360.0), np.clip(nature.lat[pix] + jitter(), -89.5, 89.5)
 
 
-def radiosondes(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:  # noqa: ANN001
+def radiosondes(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:
     f = s.at(hour_s)
     surf_p = s.interp(f["msl"], lon, lat) / 100.0 * np.exp(-G * s.interp(s.nature.statics["orography"], lon, lat)
                                                            / (R_DRY * 288.0))
@@ -85,7 +85,7 @@ def radiosondes(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:  # noqa:
     return rows
 
 
-def _conv(t_s, lon, lat, value, code, otype, p_hpa, height) -> dict:  # noqa: ANN001
+def _conv(t_s, lon, lat, value, code, otype, p_hpa, height) -> dict:
     n = len(lon)
     return _rows(n, time_ns=np.full(n, np.int64(t_s) * 10**9), lon=lon, lat=lat, value=value,
                  sensor=np.full(n, vocab.CONV, np.uint8), channel=np.full(n, code, np.uint16),
@@ -93,7 +93,7 @@ def _conv(t_s, lon, lat, value, code, otype, p_hpa, height) -> dict:  # noqa: AN
                  pressure_hpa=p_hpa, height=height)
 
 
-def surface_stations(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:  # noqa: ANN001
+def surface_stations(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:
     f = s.at(hour_s)
     elev = np.maximum(s.interp(s.nature.statics["orography"], lon, lat), 0.0)
     ps = s.interp(f["msl"], lon, lat) / 100.0 * np.exp(-G * elev / (R_DRY * s.interp(f["t2m"], lon, lat)))
@@ -101,7 +101,7 @@ def surface_stations(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:  # 
     return [_conv(hour_s, lon, lat, ps, 4, 181, ps, elev)]
 
 
-def _great_circle(lon1, lat1, lon2, lat2, frac):  # noqa: ANN001, ANN202
+def _great_circle(lon1, lat1, lon2, lat2, frac):
     """Points at fractions ``frac`` along great circles (degrees)."""
     p1 = healpy.ang2vec(lon1, lat1, lonlat=True)
     p2 = healpy.ang2vec(lon2, lat2, lonlat=True)
@@ -112,7 +112,7 @@ def _great_circle(lon1, lat1, lon2, lat2, frac):  # noqa: ANN001, ANN202
     return healpy.vec2ang(vec, lonlat=True)
 
 
-def aircraft(s: _Sampler, rng, hour_s: int, flights: int) -> list[dict]:  # noqa: ANN001
+def aircraft(s: _Sampler, rng, hour_s: int, flights: int) -> list[dict]:
     f = s.at(hour_s)
     lon1, lat1 = rng.uniform(0, 360, flights), rng.uniform(-60, 70, flights)
     lon2, lat2 = rng.uniform(0, 360, flights), rng.uniform(-60, 70, flights)

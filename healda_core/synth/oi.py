@@ -19,7 +19,7 @@ import numpy as np
 from healda_core import grid
 from healda_core.obs import vocab
 from healda_core.obs.raw import RawObs
-from healda_core.synth.nature import G, PLEVELS
+from healda_core.synth.nature import PLEVELS, G
 from healda_core.synth.observe import ERRORS
 
 EARTH_KM = 6371.0

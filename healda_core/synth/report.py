@@ -54,7 +54,7 @@ def _coverage(w: Path, obs: Path, t_s: int) -> str:
     return "coverage.png"
 
 
-def write_report(w: Path, scores: dict[str, dict[str, float]], syn, last_time: int,  # noqa: ANN001 - SynthResult
+def write_report(w: Path, scores: dict[str, dict[str, float]], syn, last_time: int,
                  oi_last: dict[int, dict[str, np.ndarray]], steps: int, timings: dict[str, float]) -> Path:
     """Write ``report.md`` and its images into ``w``; returns the report path."""
     images = _maps(w, syn.nature, last_time, oi_last[last_time])

@@ -25,13 +25,13 @@ def subsatellite(t_s: np.ndarray, phase: float) -> tuple[np.ndarray, np.ndarray]
     return np.mod(lon, 2 * np.pi), lat
 
 
-def _destination(lon, lat, bearing, dist):  # noqa: ANN001, ANN202 - radians
+def _destination(lon, lat, bearing, dist):
     lat2 = np.arcsin(np.sin(lat) * np.cos(dist) + np.cos(lat) * np.sin(dist) * np.cos(bearing))
     lon2 = lon + np.arctan2(np.sin(bearing) * np.sin(dist) * np.cos(lat), np.cos(dist) - np.sin(lat) * np.sin(lat2))
     return np.mod(lon2, 2 * np.pi), lat2
 
 
-def _bearing(lon1, lat1, lon2, lat2):  # noqa: ANN001, ANN202 - radians
+def _bearing(lon1, lat1, lon2, lat2):
     y = np.sin(lon2 - lon1) * np.cos(lat2)
     x = np.cos(lat1) * np.sin(lat2) - np.sin(lat1) * np.cos(lat2) * np.cos(lon2 - lon1)
     return np.arctan2(y, x)
@@ -64,7 +64,7 @@ def swath(t_s: np.ndarray, phase: float, positions: int) -> dict[str, np.ndarray
             "time": np.broadcast_to(t_s[:, None], shape).ravel()}
 
 
-def sounder(s: _Sampler, rng, hour_s: int, sensor: str, platform: str, phase: float,  # noqa: ANN001
+def sounder(s: _Sampler, rng, hour_s: int, sensor: str, platform: str, phase: float,
             line_every_s: int = 180, positions: int = 15) -> list[dict]:
     """Brightness temperatures of one satellite for the hour starting at ``hour_s`` (values from that hour)."""
     sw = swath(hour_s + np.arange(0, 3600, line_every_s, dtype=np.float64), phase, positions)

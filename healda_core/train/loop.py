@@ -13,7 +13,6 @@ One code path for one CPU, one GPU and DP × CP process groups:
 from __future__ import annotations
 
 import contextlib
-
 import math
 import os
 import time

@@ -28,7 +28,7 @@ def make(counts, n_q=16, n_kv=2, d=16, f=16, dtype=torch.float32, bias=True, see
     wv = (torch.rand(n_kv * d, f, generator=g) * 2 - 1) * bound
     bv = (torch.rand(n_kv * d, generator=g) * 2 - 1) * bound if bias else None
     go = torch.randn(len(counts), n_q, d, generator=g)
-    to = lambda t, dt: t.to(DEVICE, dt).requires_grad_() if t is not None else None  # noqa: E731
+    to = lambda t, dt: t.to(DEVICE, dt).requires_grad_() if t is not None else None
     return (to(q, dtype), to(x, dtype), to(wk, torch.float32), to(wv, torch.float32), to(bv, torch.float32),
             counts_to_cu_seqlens(counts).to(DEVICE), int(counts.max()) if len(counts) else 0, go.to(DEVICE, dtype))
 

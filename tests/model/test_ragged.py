@@ -37,7 +37,7 @@ def make(counts, n_q=8, n_kv=2, d=4, f=6, dtype=torch.float64, seed=0, bias=True
     g = torch.Generator().manual_seed(seed)
     counts = torch.tensor(counts)
     n = int(counts.sum())
-    mk = lambda *s: torch.randn(*s, generator=g, dtype=dtype).requires_grad_()  # noqa: E731
+    mk = lambda *s: torch.randn(*s, generator=g, dtype=dtype).requires_grad_()
     q, tok = mk(len(counts), n_q, d), mk(n, f)
     wk, wv = mk(n_kv * d, f), mk(n_kv * d, f)
     bv = mk(n_kv * d) if bias else None
@@ -73,7 +73,7 @@ def test_forward_and_gradients_match_naive(name, bias):
 
 def test_gradcheck():
     q, tok, wk, wv, bv, _, cu = make([2, 0, 3, 1], n_q=4, n_kv=1, d=3, f=5)
-    fn = lambda *a: ragged_attention_torch(*a, cu, 0.7)  # noqa: E731
+    fn = lambda *a: ragged_attention_torch(*a, cu, 0.7)
     assert torch.autograd.gradcheck(fn, (q, tok, wk, wv, bv))
 
 
@@ -86,7 +86,7 @@ def test_any_kv_head_count_dividing_q_heads(n_q, n_kv):
 
 
 def test_chunked_path_equals_unchunked(monkeypatch):
-    import healda_core.model.ragged as ragged
+    from healda_core.model import ragged
 
     q, tok, wk, wv, bv, _, cu = make([100, 0, 37, 250, 1], n_q=8, n_kv=2, d=4, f=6)
     full = ragged_attention_torch(q, tok, wk, wv, bv, cu, 0.5)

@@ -24,7 +24,7 @@ def make_raw(n: int = 400, seed: int = 0, t0: int = T0) -> RawObs:
     value = np.where(conv & (conv_code == 5), 0.004, value)
     value = np.where(conv & (conv_code == 7), 5.0, value)
     value = np.where(conv & (conv_code == 4), 1000.0, value)
-    nanif = lambda x: np.where(conv, np.nan, x).astype(np.float32)  # noqa: E731
+    nanif = lambda x: np.where(conv, np.nan, x).astype(np.float32)
     return RawObs.from_columns(
         n, time_ns=(t0 + rng.integers(-45 * 3600, 3 * 3600, n)) * NS,
         lat=rng.uniform(-89, 89, n), lon=rng.uniform(-180, 360, n), value=value, sensor=sensor, channel=channel,

@@ -19,7 +19,7 @@ def _f(a: float, k: int) -> list[float]:
 
 
 def _run(rows: list[dict]) -> np.ndarray:
-    col = lambda k, dt=torch.float32: torch.tensor([r[k] for r in rows], dtype=dt)  # noqa: E731
+    col = lambda k, dt=torch.float32: torch.tensor([r[k] for r in rows], dtype=dt)
     return features_v2(col("tk", torch.int64), col("time_ns", torch.int64), col("lon"), col("lat"), col("h"),
                        col("p"), col("scan"), col("satzen"), col("solzen")).numpy()
 

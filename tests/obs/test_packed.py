@@ -9,7 +9,6 @@ import pytest
 import torch
 import xarray as xr
 
-from .conftest import T0, make_raw
 from healda_core import grid
 from healda_core.obs import frames
 from healda_core.obs.context import prepare_obs_context
@@ -19,6 +18,8 @@ from healda_core.obs.packed import load_batch, write_packed
 from healda_core.obs.packing import pack_arrays
 from healda_core.obs.qc import run_qc
 from healda_core.obs.readers import write_canonical
+
+from .conftest import T0, make_raw
 
 TIMES = [T0, T0 + 21600]
 
@@ -31,7 +32,7 @@ def _direct(raw, times):
     src = kept[rows]
     pix = grid.ang2pix(raw.lon[src], raw.lat[src], 5, order="padxy")
     tk = frames.frame_times(np.array(times), 8, 21600).reshape(-1)[bt]
-    t = lambda a: torch.as_tensor(np.ascontiguousarray(a))  # noqa: E731
+    t = lambda a: torch.as_tensor(np.ascontiguousarray(a))
     feats = features_v2(t(tk), t(raw.time_ns[src]), t(raw.lon[src]), t(raw.lat[src]), t(raw.height[src]),
                         t(raw.pressure_hpa[src]), t(raw.scan_angle[src]), t(raw.sat_zenith[src]),
                         t(raw.solar_zenith[src]))

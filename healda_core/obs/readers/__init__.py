@@ -20,7 +20,7 @@ from healda_core.obs.readers.ioda import looks_ioda, read_ioda
 FORMATS = ("canonical", "ioda", "gsi")
 
 
-def detect_format(ds) -> str | None:  # noqa: ANN001 - netCDF4.Dataset
+def detect_format(ds) -> str | None:
     """``"canonical"``, ``"ioda"``, ``"gsi"`` or None."""
     if looks_canonical(ds):
         return "canonical"

@@ -30,7 +30,7 @@ def looks_canonical(ds: netCDF4.Dataset) -> bool:
     return all(n in ds.variables for n in ("value", "sensor", "channel"))
 
 
-def _flag_lut(ds: netCDF4.Dataset, name: str, lookup) -> np.ndarray | None:  # noqa: ANN001 - str -> id
+def _flag_lut(ds: netCDF4.Dataset, name: str, lookup) -> np.ndarray | None:
     v = find_var(ds, name)
     if v is None or "flag_meanings" not in v.ncattrs() or "flag_values" not in v.ncattrs():
         return None
@@ -41,7 +41,7 @@ def _flag_lut(ds: netCDF4.Dataset, name: str, lookup) -> np.ndarray | None:  # n
     return lut
 
 
-def _mapped(ds: netCDF4.Dataset, path: object, name: str, lookup, missing: int) -> np.ndarray:  # noqa: ANN001
+def _mapped(ds: netCDF4.Dataset, path: object, name: str, lookup, missing: int) -> np.ndarray:
     codes = read_int(ds, path, name, missing=-1)
     lut = _flag_lut(ds, name, lookup)
     if lut is None:

@@ -132,8 +132,8 @@ def time_units_ns(path: object, name: str, units: str | None) -> tuple[int, int]
     except ValueError:
         raise input_error(path, name, f"time units {units!r}: cannot parse reference date") from None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
-    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.timezone.utc)
+        t = t.replace(tzinfo=_dt.UTC)
+    epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
     delta = t - epoch
     return _UNIT_NS[m.group(1).lower()], (delta.days * 86400 + delta.seconds) * 1_000_000_000
 
@@ -149,7 +149,7 @@ def cycle_seconds(text: object) -> int | None:
     except ValueError:
         return None
     if t.tzinfo is None:
-        t = t.replace(tzinfo=_dt.timezone.utc)
+        t = t.replace(tzinfo=_dt.UTC)
     return int(t.timestamp())
 
 
