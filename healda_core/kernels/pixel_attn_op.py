@@ -306,6 +306,7 @@ def _setup_context(ctx, inputs, output) -> None:
 
 
 def _backward(ctx, d_out, d_lse, d_order):
+    # the lse and order outputs carry no gradient (d_lse, d_order are ignored)
     q, tokens, w_k, w_v, b_v, cu, order, out, lse = ctx.saved_tensors
     dq, dx, dwk, dwv, dbv = pixel_attn_bwd(d_out, q, tokens, w_k, w_v, b_v if ctx.has_bias else None, cu,
                                            order, out, lse, ctx.max_seqlen_k, ctx.scale)
