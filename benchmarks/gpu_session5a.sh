@@ -6,10 +6,6 @@
 source benchmarks/gpu_setup.sh reference
 timeout 150 python3 -m pytest -q -p no:cacheprovider tests/kernels tests/obs/test_context.py > "$OUT/pytest.log" 2>&1
 echo "pytest rc=$?"; grep -E "passed|failed|^FAILED|^E  " "$OUT/pytest.log" | head -12
-lab() {  # $1 ops, $2 override
-  HEALDA_KERNEL_OVERRIDE="$2" timeout 45 python3 benchmarks/kernel_lab.py --ops "$1" --profile >> "$OUT/lab.log" 2>&1
-  echo "lab $1 [$2] rc=$?"
-}
 for ov in "num_warps=2,TILE_K=32,num_stages=1,PROGS_PER_SM=0" "num_warps=2,TILE_K=32,num_stages=1,PROGS_PER_SM=4" \
           "num_warps=2,TILE_K=32,num_stages=1,PROGS_PER_SM=8" "num_warps=2,TILE_K=32,num_stages=1,PROGS_PER_SM=16" \
           "num_warps=2,TILE_K=32,num_stages=2,PROGS_PER_SM=16" "num_warps=2,TILE_K=32,num_stages=1,PROGS_PER_SM=32" \
@@ -18,16 +14,7 @@ for ov in "num_warps=8,BLOCK_M=128,num_stages=2,PROGS_PER_SM=2" "num_warps=8,BLO
           "num_warps=8,BLOCK_M=128,num_stages=3,PROGS_PER_SM=2" "num_warps=8,BLOCK_M=128,num_stages=1,PROGS_PER_SM=4" \
           "num_warps=8,BLOCK_M=64,num_stages=2,PROGS_PER_SM=4" "num_warps=8,BLOCK_M=256,num_stages=2,PROGS_PER_SM=1"; do
   lab film "$ov"; done
-grep '^LAB ' "$OUT/lab.log" | python3 -c "
-import sys, json
-for l in sys.stdin:
-    d = json.loads(l[4:])
-    for op in ('pa', 'film'):
-        if op + '_fwd_ms' in d or op + '_error' in d:
-            p = dict(d.get(op + '_profile') or [])
-            print(op, d['override'], 'fwd', round(d.get(op + '_fwd_ms', -1), 3), 'fwdbwd', round(d.get(op + '_fwdbwd_ms', -1), 3),
-                  {k[:16]: v for k, v in p.items() if k.startswith('_')}, 'err', {k: round(v, 5) for k, v in (d.get(op + '_err') or {}).items()},
-                  d.get(op + '_error', '')[:200])"
+python3 benchmarks/lab_table.py "$OUT/lab.log"
 grep -E "Error|error" "$OUT/lab.log" | grep -v UserWarning | sort | uniq -c | head -5
 timeout 100 python3 benchmarks/packing_vs_reference.py > "$OUT/packing.jsonl" 2> "$OUT/packing.log"
 echo "packing rc=$?"; cat "$OUT/packing.jsonl"; tail -n 3 "$OUT/packing.log"

@@ -16,25 +16,12 @@ if [ -n "$NCU" ]; then
   done
   unset HEALDA_KERNEL_OVERRIDE
 fi
-lab() {  # $1 ops, $2 override
-  HEALDA_KERNEL_OVERRIDE="$2" timeout 45 python3 benchmarks/kernel_lab.py --ops "$1" --profile >> "$OUT/lab.log" 2>&1
-  echo "lab $1 [$2] rc=$?"
-}
 for ov in "num_warps=2,TILE_K=64,num_stages=2,PROGS_PER_SM=16" "num_warps=2,TILE_K=64,num_stages=3,PROGS_PER_SM=16" \
           "num_warps=2,TILE_K=64,num_stages=2,PROGS_PER_SM=8" "num_warps=2,TILE_K=128,num_stages=2,PROGS_PER_SM=16" \
           "num_warps=2,TILE_K=32,num_stages=2,PROGS_PER_SM=24"; do lab pa "$ov"; done
 for ov in "num_warps=8,BLOCK_M=128,num_stages=1,PROGS_PER_SM=4" "num_warps=8,BLOCK_M=128,num_stages=1,PROGS_PER_SM=6" \
           "num_warps=8,BLOCK_M=128,num_stages=1,PROGS_PER_SM=8" "num_warps=8,BLOCK_M=64,num_stages=1,PROGS_PER_SM=8"; do
   lab film "$ov"; done
-grep '^LAB ' "$OUT/lab.log" | python3 -c "
-import sys, json
-for l in sys.stdin:
-    d = json.loads(l[4:])
-    for op in ('pa', 'film'):
-        if op + '_fwd_ms' in d or op + '_error' in d:
-            p = dict(d.get(op + '_profile') or [])
-            print(op, d['override'], 'fwd', round(d.get(op + '_fwd_ms', -1), 3), 'fwdbwd', round(d.get(op + '_fwdbwd_ms', -1), 3),
-                  {k[:16]: v for k, v in p.items() if k.startswith('_')}, 'host', d.get(op + '_fwd_host_us'), 'err_out', round((d.get(op + '_err') or {}).get('out', -1), 5),
-                  d.get(op + '_error', '')[:200])"
+python3 benchmarks/lab_table.py "$OUT/lab.log"
 timeout 100 python3 benchmarks/packing_vs_reference.py > "$OUT/packing.jsonl" 2> "$OUT/packing.log"
 echo "packing rc=$?"; cat "$OUT/packing.jsonl"; tail -n 3 "$OUT/packing.log"

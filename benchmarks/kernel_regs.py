@@ -73,7 +73,7 @@ def pa(kind: str, warps: int, stages: int, tile: int) -> dict:
         two = kind == "bwd_kv2"  # both kv heads in one pass (the natural-layout backward only)
         consts = PA_CONST | dict(BLOCK_Q=64 if two else 32, NKV_P=2 if two else 1, TILE_K=tile, ACCUM_DX=False)
         if "KP" in fn.arg_names:  # the block-diagonal backward
-            consts["KP"] = 32
+            consts["KP"] = consts["NKV_P"] * consts["D_PAD"]
     consts = {k: v for k, v in consts.items() if k in fn.arg_names}
     return usage(fn, ptrs, {"qk_scale"}, consts, warps, stages)
 

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from healda_core.kernels import film as K
 from healda_core.kernels import plain_call
-from healda_core.kernels.tuning import Tuner, bucket
+from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_PAD = 256
 
@@ -82,7 +82,7 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
     n = out.shape[0]
     if n == 0:
         return
-    grid = (max(1, min(triton_cdiv(n, cfg["BLOCK_M"]), _num_sms(out.device) * cfg["PROGS_PER_SM"])),)
+    grid = (max(1, min(triton_cdiv(n, cfg["BLOCK_M"]), num_sms(out.device) * cfg["PROGS_PER_SM"])),)
     K._film_fwd_kernel[grid](*args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
                              **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype),
                              num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
@@ -90,10 +90,6 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
 
 def triton_cdiv(a: int, b: int) -> int:
     return (a + b - 1) // b
-
-
-def _num_sms(dev: torch.device) -> int:
-    return torch.cuda.get_device_properties(dev).multi_processor_count if dev.type == "cuda" else 2
 
 
 def _part_size(c: dict) -> int:
@@ -113,7 +109,7 @@ def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows
     d_obs = torch.empty(n, **f32) if need_dobs else None
     d_meta = torch.empty(n, dm["M"], **f32) if need_dmeta else None
     tiles = triton_cdiv(n, cfg["BLOCK_M"])
-    grid = max(1, min(tiles, _num_sms(dev) * cfg["PROGS_PER_SM"]))
+    grid = max(1, min(tiles, num_sms(dev) * cfg["PROGS_PER_SM"]))
     part = torch.zeros(grid, _part_size(c), **f32)
     if n:
         K._film_bwd_kernel[(grid,)](

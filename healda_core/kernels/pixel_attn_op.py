@@ -25,7 +25,7 @@ from torch import Tensor
 
 from healda_core.kernels import pixel_attn as K
 from healda_core.kernels import plain_call
-from healda_core.kernels.tuning import Tuner, bucket
+from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_BLOCK_Q = 128
 MAX_PAD = 128
@@ -72,11 +72,6 @@ def plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None)
     return _plan_heads(*args)
 
 
-@functools.lru_cache(maxsize=256)
-def _plan_cached(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None) -> HeadPlan:
-    return _plan_heads(n_q, n_kv, d, f, rows_cap)
-
-
 def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
     """Validate a head layout and choose the phase split. Raises ValueError for unsupported layouts.
 
@@ -101,6 +96,9 @@ def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None
             nkv_p = c
             break
     return HeadPlan(n_q, n_kv, d, f, g, nkv_p, _pow2(g * nkv_p), d_pad, f_pad)
+
+
+_plan_cached = functools.lru_cache(maxsize=256)(_plan_heads)
 
 
 # Defaults = the fastest launch settings of the session-5 sweeps on an H200 at 10 M tokens (docs/benchmarks.md):
@@ -135,15 +133,10 @@ def _key(kind: str, plan: HeadPlan, cd: torch.dtype, n: int, p: int) -> tuple:
 _LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order, segments)]: the model's 32 layers share one cu
 
 
-def _schedule(cu: Tensor) -> Tensor:
-    """Pixel order, largest count first (stable). Reused while the same ``cu`` tensor object is alive and
-    unmodified (same content, same order): the blocks of one forward share it, so only the first sorts."""
-    return _schedule_segments(cu)[0]
-
-
 def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
-    """(order, segments): the schedule of :func:`_schedule` and (start, count) int32 pairs in that order
-    (2P,), cached together."""
+    """(order, segments): the pixel order, largest count first (stable), and (start, count) int32 pairs in
+    that order (2P,). Reused while the same ``cu`` tensor object is alive and unmodified (same content, same
+    order): the blocks of one forward share it, so only the first sorts."""
     if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
         order = torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
         return order, _segments(cu, order)
@@ -163,16 +156,6 @@ def _segments(cu: Tensor, order: Tensor) -> Tensor:
     return torch.stack([cu[o], cu[o + 1] - cu[o]], dim=1).to(torch.int32).reshape(-1)
 
 
-def _num_sms(device: torch.device) -> int:
-    return _cuda_sms(device.index if device.index is not None else torch.cuda.current_device()) \
-        if device.type == "cuda" else 4
-
-
-@functools.lru_cache(maxsize=16)
-def _cuda_sms(index: int) -> int:
-    return torch.cuda.get_device_properties(index).multi_processor_count
-
-
 def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, lse, scale):
     """``lse`` None: inference, the softmax statistics are not written."""
     p = q.shape[0]
@@ -180,7 +163,7 @@ def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, ls
         return
     prec = _dot_prec(x.dtype, q.device)
     pp = cfg.get("PROGS_PER_SM", 0)
-    grid = min(p, _num_sms(q.device) * pp) if pp > 0 else p
+    grid = min(p, num_sms(q.device) * pp) if pp > 0 else p
     for ph in range(plan.phases):
         K._pa_fwd_kernel[(grid,)](
             q, x, wk, wv, bv if bv is not None else wk, seg, order, out, lse if lse is not None else out,
@@ -196,7 +179,7 @@ def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dou
     p = q.shape[0]
     kp = plan.kp
     per = 2 * kp * plan.f_pad + kp
-    grid = max(1, min(p, _num_sms(q.device) * cfg["PROGS_PER_SM"]))
+    grid = max(1, min(p, num_sms(q.device) * cfg["PROGS_PER_SM"]))
     prec = _dot_prec(x.dtype, q.device)
     parts = []
     for ph in range(plan.phases):
@@ -229,10 +212,10 @@ def _fwd_impl(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor |
               scale: float, need_lse: bool = True) -> tuple[Tensor, Tensor | None, Tensor]:
     plan = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
-    q, x = q.contiguous(), (tokens if tokens.dtype == cd else tokens.to(cd)).contiguous()
+    q, x = q.contiguous(), tokens.to(cd).contiguous()
     wk, wv = w_k.contiguous(), w_v.contiguous()
     bv = b_v.contiguous() if b_v is not None else None
-    cu = (cu_seqlens_k if cu_seqlens_k.dtype == torch.int32 else cu_seqlens_k.to(torch.int32)).contiguous()
+    cu = cu_seqlens_k.to(torch.int32).contiguous()
     p = q.shape[0]
     out = torch.empty_like(q)
     lse = torch.empty(p, q.shape[1], device=q.device, dtype=torch.float32) if need_lse else None

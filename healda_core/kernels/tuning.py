@@ -193,6 +193,18 @@ def can_time(device: torch.device) -> bool:
             and not torch.cuda.is_current_stream_capturing())
 
 
+def num_sms(device: torch.device) -> int:
+    """Streaming multiprocessors of ``device`` (persistent grids are sized by it); 2 off CUDA (interpreter)."""
+    if device.type != "cuda":
+        return 2
+    return _cuda_sms(device.index if device.index is not None else torch.cuda.current_device())
+
+
+@functools.lru_cache(maxsize=16)
+def _cuda_sms(index: int) -> int:
+    return torch.cuda.get_device_properties(index).multi_processor_count
+
+
 def time_ms(fn: Callable[[], object], reps: int = 5, budget_ms: float = 0.0) -> float:
     """Median time of ``fn`` in ms with CUDA events, after one warm-up call. With ``budget_ms``, short calls
     get more repetitions (up to 25, about ``budget_ms`` in all, never fewer than ``reps``): 3 repetitions of a

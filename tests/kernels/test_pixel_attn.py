@@ -96,7 +96,7 @@ def test_pixel_with_thousands_of_tokens():
 
 
 def test_persistent_forward_walks_several_pixels_per_program(monkeypatch):
-    """PROGS_PER_SM=1: fewer programs than pixels (4 on the CPU interpreter), each takes a stride of pixels,
+    """PROGS_PER_SM=1: fewer programs than pixels (2 on the CPU interpreter), each takes a stride of pixels,
     empty ones included; the forward, lse and gradients must be unchanged."""
     monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "PROGS_PER_SM=1")
     check([0, 4, 17, 0, 66, 1, 130, 9, 0, 3], dtype=torch.bfloat16)
@@ -197,10 +197,10 @@ def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):
 
 def test_schedule_reused_only_for_the_same_unmodified_cu():
     cu = counts_to_cu_seqlens(torch.tensor([2, 7, 0, 4])).to(DEVICE, torch.int32)
-    a = op._schedule(cu)
-    assert op._schedule(cu) is a  # same object, same version: no new sort
+    a = op._schedule_segments(cu)[0]
+    assert op._schedule_segments(cu)[0] is a  # same object, same version: no new sort
     assert a.tolist() == [1, 3, 0, 2]
     other = cu.clone()
-    assert op._schedule(other) is not a and torch.equal(op._schedule(other), a)
+    assert op._schedule_segments(other)[0] is not a and torch.equal(op._schedule_segments(other)[0], a)
     other[1:] = counts_to_cu_seqlens(torch.tensor([9, 1, 1, 0]))[1:].to(DEVICE, torch.int32)  # in place
-    assert op._schedule(other).tolist() == [0, 1, 2, 3]
+    assert op._schedule_segments(other)[0].tolist() == [0, 1, 2, 3]
