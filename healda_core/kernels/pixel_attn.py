@@ -161,9 +161,13 @@ def _pa_bwd_kernel(
     Q, X, WK, WV, BV, CU, ORDER, OUT, DOUT, LSE, DQ, DX, PART,
     n_pix, n_q, d, F, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
-    NKV_P: tl.constexpr, KP: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr,
+    NKV_P: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr,
     DOT_PREC: tl.constexpr, ACCUM_DX: tl.constexpr,
 ):
+    """Persistent: each program walks a stride of pixels (largest first) and keeps its weight-gradient partial
+    sums in registers. Rows stay in their natural (BLOCK_Q × D_PAD) layout, as in the forward; with two kv
+    heads per launch (NKV_P = 2) the per-head projections are row-masked products, and the token-side products
+    (scores, dx, dq̃, Σp·x) run once for both heads, so X is read and dX written once."""
     INV_LOG2E: tl.constexpr = 0.6931471805599453
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
@@ -172,49 +176,63 @@ def _pa_bwd_kernel(
     scale = qk_scale * INV_LOG2E
 
     ri = tl.arange(0, BLOCK_Q)
-    kj = tl.arange(0, KP)
+    cj = tl.arange(0, D_PAD)
     fj = tl.arange(0, F_PAD)
-    hj = kj // D_PAD
-    cj = kj % D_PAD
     row_ok = ri < rows
-    col_ok = (cj < d) & (hj < NKV_P)
+    first = (ri // G) == 0
+    c_ok = cj < d
     f_ok = fj < F
-    bd = row_ok[:, None] & ((ri // G)[:, None] == hj[None, :]) & col_ok[None, :]
-    w_off = (head0 + hj)[:, None] * d * F + cj[:, None] * F + fj[None, :]
-    w_mask = col_ok[:, None] & f_ok[None, :]
+    w_mask = c_ok[:, None] & f_ok[None, :]
     q_loc = (row0 + ri)[:, None] * d + cj[None, :]  # int32
-    wks = tl.load(WK + w_off, mask=w_mask, other=0.0).to(sdt)
-    wv = tl.load(WV + w_off, mask=w_mask, other=0.0).to(cdt)
+    q_mask = row_ok[:, None] & c_ok[None, :]
+    wk0 = _head_w(WK, head0, d, F, cj, fj, w_mask, sdt)
+    wv0 = _head_w(WV, head0, d, F, cj, fj, w_mask, cdt)
+    brow = tl.zeros([BLOCK_Q, D_PAD], tl.float32)
     if HAS_BIAS:
-        b = tl.load(BV + (head0 + hj) * d + cj, mask=col_ok, other=0.0).to(tl.float32)
-    else:
-        b = tl.zeros([KP], tl.float32)
+        brow += tl.load(BV + head0 * d + cj, mask=c_ok, other=0.0).to(tl.float32)[None, :]
+    dwk0 = tl.zeros([D_PAD, F_PAD], tl.float32)
+    dwv0 = tl.zeros([D_PAD, F_PAD], tl.float32)
+    dbv0 = tl.zeros([D_PAD], tl.float32)
+    if NKV_P == 2:
+        wk1 = _head_w(WK, head0 + 1, d, F, cj, fj, w_mask, sdt)
+        wv1 = _head_w(WV, head0 + 1, d, F, cj, fj, w_mask, cdt)
+        if HAS_BIAS:
+            b1 = tl.load(BV + (head0 + 1) * d + cj, mask=c_ok, other=0.0).to(tl.float32)
+            brow = tl.where(first[:, None], brow, b1[None, :])
+        dwk1 = tl.zeros([D_PAD, F_PAD], tl.float32)
+        dwv1 = tl.zeros([D_PAD, F_PAD], tl.float32)
+        dbv1 = tl.zeros([D_PAD], tl.float32)
     tk = tl.arange(0, TILE_K)
 
-    dwk = tl.zeros([KP, F_PAD], tl.float32)
-    dwv = tl.zeros([KP, F_PAD], tl.float32)
-    dbv = tl.zeros([KP], tl.float32)
     for it in range(pid, n_pix, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
         start = tl.load(CU + pix).to(tl.int64)
         n = tl.load(CU + pix + 1) - start.to(tl.int32)
         nonempty = (tl.zeros([BLOCK_Q], tl.int32) + n) > 0
         pq = pix * n_q * d  # int64 base; q_loc is an int32 tile
-        ld = bd & nonempty[:, None]
-        qbd = tl.load(Q + pq + q_loc, mask=ld, other=0.0).to(cdt)
-        dobd = tl.load(DOUT + pq + q_loc, mask=ld, other=0.0).to(cdt)
-        obd = tl.load(OUT + pq + q_loc, mask=ld, other=0.0).to(tl.float32)
+        ld = q_mask & nonempty[:, None]
+        qv = tl.load(Q + pq + q_loc, mask=ld, other=0.0).to(cdt)
+        dov = tl.load(DOUT + pq + q_loc, mask=ld, other=0.0).to(cdt)
+        ov = tl.load(OUT + pq + q_loc, mask=ld, other=0.0).to(tl.float32)
         lse = tl.load(LSE + pix * n_q + row0 + ri, mask=row_ok & nonempty, other=0.0)
-        qt = _mm(qbd.to(sdt), wks, DOT_PREC) * qk_scale
+        if NKV_P == 2:
+            q0 = tl.where(first[:, None], qv, 0.0).to(cdt)
+            q1 = tl.where(first[:, None], 0.0, qv).to(cdt)
+            do0 = tl.where(first[:, None], dov, 0.0).to(cdt)
+            do1 = tl.where(first[:, None], 0.0, dov).to(cdt)
+            qt = (_mm(q0.to(sdt), wk0, DOT_PREC) + _mm(q1.to(sdt), wk1, DOT_PREC)) * qk_scale
+            da32 = _mm(do0, wv0, DOT_PREC) + _mm(do1, wv1, DOT_PREC)
+        else:
+            qt = _mm(qv.to(sdt), wk0, DOT_PREC) * qk_scale
+            da32 = _mm(dov, wv0, DOT_PREC)
         qs = qt.to(sdt)
-        da32 = _mm(dobd, wv, DOT_PREC)
         da = da32.to(cdt)
         # dp = da·x runs on fp16 operands with da scaled per row to max|da| = 1 (no underflow); the row
         # scale is folded into delta, q̃ and the final dq̃, so the inner loop pays nothing for it
         sc = tl.max(tl.abs(da32), 1)
         sc = tl.where(sc > 0.0, sc, 1.0)
         da_s = (da32 / sc[:, None]).to(sdt)
-        delta = tl.sum(tl.where(ld, dobd.to(tl.float32) * (obd - b[None, :]), 0.0), 1) / sc
+        delta = tl.sum(tl.where(ld, dov.to(tl.float32) * (ov - brow), 0.0), 1) / sc
         qc = (qt * sc[:, None]).to(cdt)
 
         dq_acc = tl.zeros([BLOCK_Q, F_PAD], tl.float32)
@@ -245,15 +263,31 @@ def _pa_bwd_kernel(
             a_acc += _mm(pc, x, DOT_PREC)
 
         dqt = (dq_acc * (sc * scale)[:, None]).to(cdt)
-        dqf = _mm((dq_acc * scale).to(sdt), tl.trans(wks), DOT_PREC) * sc[:, None]
-        tl.store(DQ + pq + q_loc, dqf.to(DQ.dtype.element_ty), mask=bd)
-        dwk += _mm(tl.trans(qbd), dqt, DOT_PREC)
-        dwv += _mm(tl.trans(dobd), a_acc.to(cdt), DOT_PREC)
-        dbv += tl.sum(dobd.to(tl.float32), 0)
+        dqs = (dq_acc * scale).to(sdt)
+        ac = a_acc.to(cdt)
+        if NKV_P == 2:
+            dqf = tl.where(first[:, None], _mm(dqs, tl.trans(wk0), DOT_PREC), _mm(dqs, tl.trans(wk1), DOT_PREC))
+            dwk0 += _mm(tl.trans(q0), dqt, DOT_PREC)
+            dwk1 += _mm(tl.trans(q1), dqt, DOT_PREC)
+            dwv0 += _mm(tl.trans(do0), ac, DOT_PREC)
+            dwv1 += _mm(tl.trans(do1), ac, DOT_PREC)
+            dbv0 += tl.sum(do0.to(tl.float32), 0)
+            dbv1 += tl.sum(do1.to(tl.float32), 0)
+        else:
+            dqf = _mm(dqs, tl.trans(wk0), DOT_PREC)
+            dwk0 += _mm(tl.trans(qv), dqt, DOT_PREC)
+            dwv0 += _mm(tl.trans(dov), ac, DOT_PREC)
+            dbv0 += tl.sum(dov.to(tl.float32), 0)
+        tl.store(DQ + pq + q_loc, (dqf * sc[:, None]).to(DQ.dtype.element_ty), mask=q_mask)
 
-    PER: tl.constexpr = 2 * KP * F_PAD + KP
-    base = PART + pid.to(tl.int64) * PER
-    mat = kj[:, None] * F_PAD + fj[None, :]
-    tl.store(base + mat, dwk)
-    tl.store(base + KP * F_PAD + mat, dwv)
-    tl.store(base + 2 * KP * F_PAD + kj, dbv)
+    # per-program partials: [dW_k (NKV_P·D_PAD × F_PAD), dW_v (same), db_v (NKV_P·D_PAD)]
+    KP: tl.constexpr = NKV_P * D_PAD
+    base = PART + pid.to(tl.int64) * (2 * KP * F_PAD + KP)
+    mat = cj[:, None] * F_PAD + fj[None, :]
+    tl.store(base + mat, dwk0)
+    tl.store(base + KP * F_PAD + mat, dwv0)
+    tl.store(base + 2 * KP * F_PAD + cj, dbv0)
+    if NKV_P == 2:
+        tl.store(base + D_PAD * F_PAD + mat, dwk1)
+        tl.store(base + KP * F_PAD + D_PAD * F_PAD + mat, dwv1)
+        tl.store(base + 2 * KP * F_PAD + D_PAD + cj, dbv1)

@@ -103,16 +103,18 @@ _plan_cached = functools.lru_cache(maxsize=256)(_plan_heads)
 
 # Defaults = the fastest launch settings of the session-5 sweeps on an H200 at 10 M tokens (docs/benchmarks.md):
 # forward kernel 0.83 ms at 4 warps, TILE_K 64, 3 stages, 8 programs per SM (0.88 ms at 2 warps/16 per SM);
-# backward 2.69 ms at 2 warps, TILE_K 32, 3 stages, 32 programs per SM (2.92 ms at 16, 3.1 ms at 4).
+# backward 2.69 ms at 2 warps, TILE_K 32, 3 stages, 32 programs per SM (2.92 ms at 16, 3.1 ms at 4); session 6:
+# both kv heads in one pass over the tokens (KV=2) 2.64 ms against 2.79 ms for one head per launch. The backward
+# stays at 2 warps: at 4 warps, TILE_K 64 and KV=2 the H200 gave wrong dW_v (scale-relative error 3.5e-2).
 # PROGS_PER_SM = 0 launches one program per pixel; n > 0 a persistent grid of n programs per SM.
 FWD = Tuner("pixel_attn_fwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
              [(64, 4, 3, 8), (64, 4, 3, 16), (32, 4, 3, 16), (64, 2, 3, 16), (32, 2, 3, 32), (64, 2, 2, 16)]],
             dict(TILE_K=64, num_warps=4, num_stages=3, PROGS_PER_SM=8))
 BWD = Tuner("pixel_attn_bwd",
-            [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
-             [(32, 2, 3, 32), (32, 2, 3, 16), (32, 2, 2, 16), (32, 2, 3, 4), (64, 2, 3, 16)]],
-            dict(TILE_K=32, num_warps=2, num_stages=3, PROGS_PER_SM=32), force=dict(num_warps=2))
+            [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp, KV=kv) for tk, w, s, pp, kv in
+             [(32, 2, 3, 32, 2), (32, 2, 3, 16, 2), (32, 2, 2, 16, 2), (32, 2, 3, 32, 1), (32, 2, 3, 16, 1)]],
+            dict(TILE_K=32, num_warps=2, num_stages=3, PROGS_PER_SM=32, KV=2), force=dict(num_warps=2))
 
 
 def _compute_dtype(q: Tensor) -> torch.dtype:
@@ -188,7 +190,7 @@ def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dou
             K._pa_bwd_kernel[(grid,)](
                 q, x, wk, wv, bv if bv is not None else wk, cu, order, out, dout, lse, dq, dx, part,
                 p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
-                G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p, KP=plan.kp,
+                G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p,
                 TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec, ACCUM_DX=ph > 0,
                 num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
         else:
@@ -197,10 +199,11 @@ def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dou
     return parts
 
 
-# Backward programs take at most 32 query rows: at the default layout (64 q heads over 2 kv heads) that is one
-# kv head per launch, with no block-diagonal padding in the per-pixel products. On an H200 this backward ran
-# 3.5 ms instead of 4.8 ms at 10 M tokens (docs/benchmarks.md); the forward keeps both heads in one launch.
-BWD_ROWS_CAP = 32
+def _bwd_run(cfg: dict, full: HeadPlan, *args) -> tuple[HeadPlan, list]:  # noqa: ANN002
+    """The backward with ``cfg["KV"]`` kv heads per launch (1: each launch reads X and writes dX once per kv
+    head, the second adding into the first's dX; 2: both heads in one pass over the tokens)."""
+    plan = plan_heads(full.n_q, full.n_kv, full.d, full.f, full.g * cfg.get("KV", 1))
+    return plan, _bwd_launch(cfg, plan, *args)
 
 
 def _plan_of(q: Tensor, x: Tensor, wk: Tensor, rows_cap: int | None = None) -> HeadPlan:
@@ -246,7 +249,7 @@ def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: T
                    cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor, max_seqlen_k: int,
                    scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dq, dtokens, dw_k, dw_v, db_v); db_v is empty when b_v is None."""
-    plan = _plan_of(q, tokens, w_k, BWD_ROWS_CAP)
+    full = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
     q, x = q.contiguous(), tokens.to(cd).contiguous()
     wk, wv = w_k.contiguous(), w_v.contiguous()
@@ -255,10 +258,9 @@ def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: T
     dout, out, lse, order = d_out.contiguous(), out.contiguous(), lse.contiguous(), order.contiguous()
     dq = torch.empty_like(q)
     dx = torch.empty_like(x)
-    cfg = BWD.choose(_key("bwd", plan, cd, x.shape[0], q.shape[0]),
-                     lambda c: _bwd_launch(c, plan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale),
-                     q.device)
-    parts = _bwd_launch(cfg, plan, q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale)
+    args = (q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale)
+    cfg = BWD.choose(_key("bwd", full, cd, x.shape[0], q.shape[0]), lambda c: _bwd_run(c, full, *args), q.device)
+    plan, parts = _bwd_run(cfg, full, *args)
     kp = plan.kp
     mats = kp * plan.f_pad
     dwk, dwv, dbv = [], [], []

@@ -172,12 +172,21 @@ def test_gpu_model_layout_at_scale_bf16():
     check(counts.tolist(), dtype=torch.bfloat16, n_q=64, n_kv=2, d=32, f=32)
 
 
-def test_backward_plan_takes_one_kv_head_per_launch_at_the_default_layout():
-    fwd = op.plan_heads(64, 2, 32, 32)
-    bwd = op.plan_heads(64, 2, 32, 32, op.BWD_ROWS_CAP)
-    assert (fwd.nkv_p, fwd.phases, fwd.block_q) == (2, 1, 64)
-    assert (bwd.nkv_p, bwd.phases, bwd.block_q) == (1, 2, 32)
-    assert op.plan_heads(128, 1, 32, 32, op.BWD_ROWS_CAP).block_q == 128  # q_per_kv above the cap: one head
+def test_backward_plan_follows_kv_heads_per_launch():
+    full = op.plan_heads(64, 2, 32, 32)
+    assert (full.nkv_p, full.phases, full.block_q) == (2, 1, 64)  # the forward: both heads in one launch
+    one = op.plan_heads(64, 2, 32, 32, full.g * 1)
+    assert (one.nkv_p, one.phases, one.block_q) == (1, 2, 32)
+    assert op.plan_heads(128, 1, 32, 32, 128).block_q == 128  # q_per_kv above any cap: one head
+
+
+@pytest.mark.parametrize("kv", [1, 2])
+@pytest.mark.parametrize("n_q, n_kv, d, f", [(64, 2, 32, 32), (6, 2, 5, 7), (8, 4, 16, 16)])
+def test_backward_with_one_or_two_kv_heads_per_launch(monkeypatch, kv, n_q, n_kv, d, f):
+    """KV=2 runs both kv heads of a launch in one pass over the tokens (row-masked per-head projections);
+    KV=1 one head per launch, dX accumulated across launches. Both must match the fp64 PyTorch gradients."""
+    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", f"KV={kv}")
+    check([2, 0, 9, 1, 33, 0, 4], n_q=n_q, n_kv=n_kv, d=d, f=f)
 
 
 def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):

@@ -1,0 +1,198 @@
+"""FiLM tokenizer kernels with the three embeddings as one tile (launch field ``CAT=1``; maths as in ``film.py``).
+
+Where ``film.py`` keeps one product per conditioning segment (metadata and each embedding), these kernels
+see the conditioning row as two tiles: the metadata (BLOCK_M × M_PAD) and the three embedding rows side by
+side (BLOCK_M × EMB_PAD), gathered with int32 offsets from the tables concatenated on the host
+([E_type | E_chan | E_plat] flattened; ``O2``/``O3`` start the second and third). The forward runs 4 products
+per tile instead of 6, the backward 7 instead of 15, and the embedding gradients leave in one atomic add
+into the concatenated gradient buffer (or, with ``DEMB_ROWS``, one (N × E1+E2+E3) per-row store). W2's two
+halves form one (2·F_PAD × H_PAD) tile whose row r is W2 row r (α side, r < F_PAD) or F + r − F_PAD (β side),
+so every F is correct; the output gradient takes the same layout, [g·obs | g].
+
+Partial sums per program: dW1 metadata (H_PAD × M_PAD), dW1 embeddings (H_PAD × EMB_PAD), db1, dγ, dβ
+(H_PAD each), dW2 (2·F_PAD × H_PAD), db2 (2·F_PAD).
+"""
+
+from __future__ import annotations
+
+import triton
+import triton.language as tl
+
+from healda_core.kernels.film import _mm, _seg_t, _w2_half, _wcast
+
+
+@triton.jit
+def _emb_offsets(idt, idc, idp, E1, E2, E3, O2, O3, EMB_PAD: tl.constexpr):
+    """int32 offsets of each row's [E_t[idt] | E_c[idc] | E_p[idp]] in the concatenated tables."""
+    e = tl.arange(0, EMB_PAD)
+    ot = idt[:, None] * E1 + e[None, :]
+    oc = O2 + idc[:, None] * E2 + (e - E1)[None, :]
+    op = O3 + idp[:, None] * E3 + (e - E1 - E2)[None, :]
+    return tl.where((e < E1)[None, :], ot, tl.where((e < E1 + E2)[None, :], oc, op))
+
+
+@triton.jit
+def _load_rows(r0, rloc, rmask, META, IDT, IDC, IDP, EMB, M, E1, E2, E3, O2, O3,
+               M_PAD: tl.constexpr, EMB_PAD: tl.constexpr, HAS_PLAT: tl.constexpr):
+    """(meta (BLOCK_M × M_PAD), emb (BLOCK_M × EMB_PAD)) fp32 and the embedding offsets, for rows r0 + rloc."""
+    cm = tl.arange(0, M_PAD)
+    e = tl.arange(0, EMB_PAD)
+    meta = tl.load(META + r0 * M + rloc[:, None] * M + cm[None, :], mask=rmask[:, None] & (cm < M)[None, :],
+                   other=0.0).to(tl.float32)
+    idt = tl.load(IDT + r0 + rloc, mask=rmask, other=0).to(tl.int32)
+    idc = tl.load(IDC + r0 + rloc, mask=rmask, other=0).to(tl.int32)
+    if HAS_PLAT:
+        idp = tl.load(IDP + r0 + rloc, mask=rmask, other=0).to(tl.int32)
+    else:
+        idp = idt * 0
+    off = _emb_offsets(idt, idc, idp, E1, E2, E3, O2, O3, EMB_PAD)
+    emb = tl.load(EMB + off, mask=rmask[:, None] & (e < E1 + E2 + E3)[None, :], other=0.0).to(tl.float32)
+    return meta, emb, off
+
+
+@triton.jit
+def _hidden(meta, emb, w1m_t, w1e_t, B1, LNW, LNB, H, eps, H_PAD: tl.constexpr, PREC: tl.constexpr):
+    """h = meta·W1_mᵀ + emb·W1_eᵀ + b1, LayerNorm (fp32 statistics): (xhat, rstd, y, sigmoid(y), γ)."""
+    j = tl.arange(0, H_PAD)
+    h_ok = j < H
+    b1 = tl.load(B1 + j, mask=h_ok, other=0.0).to(tl.float32)
+    gam = tl.load(LNW + j, mask=h_ok, other=0.0).to(tl.float32)
+    bet = tl.load(LNB + j, mask=h_ok, other=0.0).to(tl.float32)
+    h = _mm(meta, w1m_t, PREC) + _mm(emb, w1e_t, PREC) + b1[None, :]
+    mean = tl.sum(h, 1) / H  # padded columns of h are exactly 0
+    xc = tl.where(h_ok[None, :], h - mean[:, None], 0.0)
+    rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, 1) / H + eps)
+    xhat = xc * rstd[:, None]
+    y = xhat * gam[None, :] + bet[None, :]
+    return xhat, rstd, y, 1.0 / (1.0 + tl.exp(-y)), gam
+
+
+@triton.jit
+def _w2_tile(W2, F, H, F_PAD: tl.constexpr, H_PAD: tl.constexpr):
+    """W2 (2F × H) as a (2·F_PAD × H_PAD) fp32 tile: row r < F_PAD is W2 row r, row F_PAD + f is F + f."""
+    r = tl.arange(0, 2 * F_PAD)
+    j = tl.arange(0, H_PAD)
+    f = r % F_PAD
+    src = tl.where(r < F_PAD, f, F + f)
+    return tl.load(W2 + src[:, None] * H + j[None, :], mask=(f < F)[:, None] & (j < H)[None, :],
+                   other=0.0).to(tl.float32)
+
+
+@triton.jit
+def _film_fwd_cat_kernel(
+    OBS, META, IDT, IDC, IDP, EMB, W1, B1, LNW, LNB, W2, B2, OUT,
+    N, M, E1, E2, E3, O2, O3, H, F, eps,
+    M_PAD: tl.constexpr, EMB_PAD: tl.constexpr, H_PAD: tl.constexpr, F_PAD: tl.constexpr,
+    HAS_PLAT: tl.constexpr, BLOCK_M: tl.constexpr, PREC: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    n_tiles = tl.cdiv(N, BLOCK_M)
+    cond_dim = M + E1 + E2 + E3
+    w1m_t = _wcast(_seg_t(W1, cond_dim, 0, M, H, M_PAD, H_PAD), PREC)
+    w1e_t = _wcast(_seg_t(W1, cond_dim, M, E1 + E2 + E3, H, EMB_PAD, H_PAD), PREC)
+    fi = tl.arange(0, F_PAD)
+    w2a = _wcast(tl.trans(_w2_half(W2, 0, F, H, F_PAD, H_PAD)), PREC)
+    w2b = _wcast(tl.trans(_w2_half(W2, 1, F, H, F_PAD, H_PAD)), PREC)
+    b2a = tl.load(B2 + fi, mask=fi < F, other=0.0).to(tl.float32)
+    b2b = tl.load(B2 + F + fi, mask=fi < F, other=0.0).to(tl.float32)
+    rloc = tl.arange(0, BLOCK_M)
+    for tile in range(pid, n_tiles, nprog):
+        r0 = tl.cast(tile, tl.int64) * BLOCK_M
+        rmask = r0 + rloc < N
+        meta, emb, _o = _load_rows(r0, rloc, rmask, META, IDT, IDC, IDP, EMB, M, E1, E2, E3, O2, O3, M_PAD,
+                                   EMB_PAD, HAS_PLAT)
+        _x, _r, y, sig, _g = _hidden(meta, emb, w1m_t, w1e_t, B1, LNW, LNB, H, eps, H_PAD, PREC)
+        act = y * sig
+        alpha = _mm(act, w2a, PREC) + b2a[None, :]
+        beta = _mm(act, w2b, PREC) + b2b[None, :]
+        obs = tl.load(OBS + r0 + rloc, mask=rmask, other=0.0).to(tl.float32)
+        out = alpha * obs[:, None] + beta
+        tl.store(OUT + r0 * F + rloc[:, None] * F + fi[None, :], out.to(OUT.dtype.element_ty),
+                 mask=rmask[:, None] & (fi < F)[None, :])
+
+
+@triton.jit
+def _film_bwd_cat_kernel(
+    OBS, META, IDT, IDC, IDP, EMB, W1, B1, LNW, LNB, W2, B2, DOUT, GEMB, DOBS, DMETA, PART,
+    N, M, E1, E2, E3, O2, O3, H, F, eps,
+    M_PAD: tl.constexpr, EMB_PAD: tl.constexpr, H_PAD: tl.constexpr, F_PAD: tl.constexpr,
+    HAS_PLAT: tl.constexpr, BLOCK_M: tl.constexpr, PREC: tl.constexpr,
+    DEMB_ROWS: tl.constexpr, NEED_DOBS: tl.constexpr, NEED_DMETA: tl.constexpr,
+):
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    n_tiles = tl.cdiv(N, BLOCK_M)
+    cond_dim = M + E1 + E2 + E3
+    j = tl.arange(0, H_PAD)
+    h_ok = j < H
+    cm = tl.arange(0, M_PAD)
+    e = tl.arange(0, EMB_PAD)
+    ew = E1 + E2 + E3
+    r2 = tl.arange(0, 2 * F_PAD)
+    f2 = r2 % F_PAD
+    alpha_side = r2 < F_PAD
+    w1m_t = _wcast(_seg_t(W1, cond_dim, 0, M, H, M_PAD, H_PAD), PREC)
+    w1e_t = _wcast(_seg_t(W1, cond_dim, M, ew, H, EMB_PAD, H_PAD), PREC)
+    w1e = tl.trans(w1e_t)
+    w2 = _wcast(_w2_tile(W2, F, H, F_PAD, H_PAD), PREC)
+    r = tl.arange(0, 2 * F_PAD)
+    b2 = tl.load(B2 + tl.where(r < F_PAD, r % F_PAD, F + r % F_PAD), mask=(r % F_PAD) < F, other=0.0)
+
+    g_w1m = tl.zeros([H_PAD, M_PAD], tl.float32)
+    g_w1e = tl.zeros([H_PAD, EMB_PAD], tl.float32)
+    g_w2 = tl.zeros([2 * F_PAD, H_PAD], tl.float32)
+    g_b1 = tl.zeros([H_PAD], tl.float32)
+    g_gam = tl.zeros([H_PAD], tl.float32)
+    g_bet = tl.zeros([H_PAD], tl.float32)
+    g_b2 = tl.zeros([2 * F_PAD], tl.float32)
+    rloc = tl.arange(0, BLOCK_M)
+    for tile in range(pid, n_tiles, nprog):
+        r0 = tl.cast(tile, tl.int64) * BLOCK_M
+        rmask = r0 + rloc < N
+        meta, emb, off = _load_rows(r0, rloc, rmask, META, IDT, IDC, IDP, EMB, M, E1, E2, E3, O2, O3, M_PAD,
+                                    EMB_PAD, HAS_PLAT)
+        xhat, rstd, y, sig, gam = _hidden(meta, emb, w1m_t, w1e_t, B1, LNW, LNB, H, eps, H_PAD, PREC)
+        act = y * sig
+        obs = tl.load(OBS + r0 + rloc, mask=rmask, other=0.0).to(tl.float32)
+        graw = tl.load(DOUT + r0 * F + rloc[:, None] * F + f2[None, :], mask=rmask[:, None] & (f2 < F)[None, :],
+                       other=0.0).to(tl.float32)
+        g2 = graw * tl.where(alpha_side[None, :], obs[:, None], 1.0)  # [g·obs | g]
+        if NEED_DOBS:
+            ab = _mm(act, tl.trans(w2), PREC) + b2[None, :].to(tl.float32)
+            tl.store(DOBS + r0 + rloc, tl.sum(tl.where(alpha_side[None, :], graw * ab, 0.0), 1), mask=rmask)
+        g_w2 += _mm(tl.trans(g2), act, PREC)
+        g_b2 += tl.sum(g2, 0)
+        dy = _mm(g2, w2, PREC) * (sig * (1.0 + y * (1.0 - sig)))
+        g_gam += tl.sum(dy * xhat, 0)
+        g_bet += tl.sum(dy, 0)
+        dxh = dy * gam[None, :]
+        k1 = tl.sum(dxh, 1) / H
+        k2 = tl.sum(dxh * xhat, 1) / H
+        dh = rstd[:, None] * (dxh - k1[:, None] - xhat * k2[:, None])
+        dh = tl.where(h_ok[None, :] & rmask[:, None], dh, 0.0)
+        g_b1 += tl.sum(dh, 0)
+        dht = tl.trans(dh)
+        g_w1m += _mm(dht, meta, PREC)
+        g_w1e += _mm(dht, emb, PREC)
+        if NEED_DMETA:
+            dm = _mm(dh, tl.trans(w1m_t), PREC)
+            tl.store(DMETA + r0 * M + rloc[:, None] * M + cm[None, :], dm, mask=rmask[:, None] & (cm < M)[None, :])
+        demb = _mm(dh, w1e, PREC)
+        ok = rmask[:, None] & (e < ew)[None, :]
+        if DEMB_ROWS:  # per-row gradients (N × E1+E2+E3), reduced on the host
+            tl.store(GEMB + r0 * ew + rloc[:, None] * ew + e[None, :], demb, mask=ok)
+        else:
+            tl.atomic_add(GEMB + off, demb, mask=ok, sem="relaxed")
+
+    base = PART + pid.to(tl.int64) * (H_PAD * (M_PAD + EMB_PAD + 3) + 2 * F_PAD * (H_PAD + 1))
+    tl.store(base + j[:, None] * M_PAD + cm[None, :], g_w1m)
+    o = H_PAD * M_PAD
+    tl.store(base + o + j[:, None] * EMB_PAD + e[None, :], g_w1e)
+    o += H_PAD * EMB_PAD
+    tl.store(base + o + j, g_b1)
+    tl.store(base + o + H_PAD + j, g_gam)
+    tl.store(base + o + 2 * H_PAD + j, g_bet)
+    o += 3 * H_PAD
+    tl.store(base + o + r2[:, None] * H_PAD + j[None, :], g_w2)
+    tl.store(base + o + 2 * F_PAD * H_PAD + r2, g_b2)
