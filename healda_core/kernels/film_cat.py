@@ -152,8 +152,10 @@ def _film_bwd_cat_kernel(
         rmask = r0 + rloc < N
         meta, emb, off = _load_rows(r0, rloc, rmask, META, IDT, IDC, IDP, EMB, M, E1, E2, E3, O2, O3, M_PAD,
                                     EMB_PAD, HAS_PLAT)
+        meta, emb = _wcast(meta, PREC), _wcast(emb, PREC)  # only product operands from here: 16-bit on the GPU
         xhat, rstd, y, sig, gam = _hidden(meta, emb, w1m_t, w1e_t, B1, LNW, LNB, H, eps, H_PAD, PREC)
-        act = y * sig
+        act = _wcast(y * sig, PREC)
+        dsilu = sig * (1.0 + y * (1.0 - sig))
         obs = tl.load(OBS + r0 + rloc, mask=rmask, other=0.0).to(tl.float32)
         graw = tl.load(DOUT + r0 * F + rloc[:, None] * F + f2[None, :], mask=rmask[:, None] & (f2 < F)[None, :],
                        other=0.0).to(tl.float32)
@@ -163,7 +165,8 @@ def _film_bwd_cat_kernel(
             tl.store(DOBS + r0 + rloc, tl.sum(tl.where(alpha_side[None, :], graw * ab, 0.0), 1), mask=rmask)
         g_w2 += _mm(tl.trans(g2), act, PREC)
         g_b2 += tl.sum(g2, 0)
-        dy = _mm(g2, w2, PREC) * (sig * (1.0 + y * (1.0 - sig)))
+        g2 = _wcast(g2, PREC)
+        dy = _mm(g2, w2, PREC) * dsilu
         g_gam += tl.sum(dy * xhat, 0)
         g_bet += tl.sum(dy, 0)
         dxh = dy * gam[None, :]
@@ -172,6 +175,7 @@ def _film_bwd_cat_kernel(
         dh = rstd[:, None] * (dxh - k1[:, None] - xhat * k2[:, None])
         dh = tl.where(h_ok[None, :] & rmask[:, None], dh, 0.0)
         g_b1 += tl.sum(dh, 0)
+        dh = _wcast(dh, PREC)
         dht = tl.trans(dh)
         g_w1m += _mm(dht, meta, PREC)
         g_w1e += _mm(dht, emb, PREC)
