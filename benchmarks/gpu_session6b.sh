@@ -1,4 +1,5 @@
 #!/bin/bash
+# (The CAT launch field these settings use existed from commit ce20f06 to baef636; since then the one-tile backward is the only backward and the per-segment forward the only forward.)
 # Device call B (session 6): FiLM kernels with one embedding tile (CAT=1) against the per-segment ones (CAT=0),
 # one process per launch setting; then the same-process comparison with PhysicsNeMo 2.2.2 (autotuning on:
 # the pixel-attention backward now defaults to both kv heads per pass, the FiLM tuner tries CAT=0 and 1).

@@ -1,4 +1,5 @@
 #!/bin/bash
+# (The CAT launch field these settings use existed from commit ce20f06 to baef636; since then the one-tile backward is the only backward and the per-segment forward the only forward.)
 # Device call C (session 6): FiLM launch settings (4-warp forwards; the one-tile backward with 16-bit operand
 # tiles), the 1.5 B forward with the session-6 kernels (#5), then the GPU tests of the changed kernels.
 # Carry .whl and .gpu_shared.

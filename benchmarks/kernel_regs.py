@@ -30,7 +30,7 @@ from triton.backends.compiler import GPUTarget  # noqa: E402
 from triton.compiler import ASTSource  # noqa: E402
 
 from healda_core.kernels import film as FI  # noqa: E402
-from healda_core.kernels import film_cat as FC  # noqa: E402
+from healda_core.kernels import film_bwd as FB  # noqa: E402
 from healda_core.kernels import pixel_attn as PA  # noqa: E402
 
 PA_CONST = dict(G=32, D_PAD=32, F_PAD=32, HAS_BIAS=True, DOT_PREC="ieee")
@@ -82,20 +82,15 @@ def pa(kind: str, warps: int, stages: int, tile: int) -> dict:
 def film(kind: str, warps: int, stages: int, block: int) -> dict:
     ptrs = {n: "*fp32" for n in ("OBS", "META", "ET", "EC", "EP", "W1", "B1", "LNW", "LNB", "W2", "B2", "GET", "GEC",
                                  "GEP", "DOBS", "DMETA", "PART", "EMB", "GEMB")}
-    ptrs |= {n: "*i64" for n in ("IDT", "IDC", "IDP")} | {n: "*bf16" for n in ("OUT", "DOUT", "DH", "ACT", "DA", "COND")}
-    fn = {"fwd": FI._film_fwd_kernel, "bwd": FI._film_bwd_kernel,
-          "bwd_rows": getattr(FI, "_film_bwd_rows_kernel", None), "fwd_cat": FC._film_fwd_cat_kernel,
-          "bwd_cat": FC._film_bwd_cat_kernel}[kind]
-    if fn is None:
-        return {"error": "no such kernel in this version"}
+    ptrs |= {n: "*i64" for n in ("IDT", "IDC", "IDP")} | {n: "*bf16" for n in ("OUT", "DOUT")}
+    fn = {"fwd": FI._film_fwd_kernel, "bwd": FB._film_bwd_kernel}[kind]
     consts = FILM_CONST | dict(BLOCK_M=block, DEMB_ROWS=False, NEED_DOBS=False, NEED_DMETA=False)
     consts = {k: v for k, v in consts.items() if k in fn.arg_names}
     return usage(fn, ptrs, {"eps"}, consts, warps, stages)
 
 
 DEFAULTS = {"pa_fwd": ([4], [3], [64]), "pa_bwd": ([2], [3], [32]), "pa_bwd_kv2": ([2], [3], [32]), "film_fwd": ([8], [2], [128]),
-            "film_bwd": ([8], [1], [128]), "film_bwd_rows": ([8], [1], [128]), "film_fwd_cat": ([8], [2], [128]),
-            "film_bwd_cat": ([8], [1], [128])}
+            "film_bwd": ([8], [1], [128])}
 
 
 def main() -> None:

@@ -19,26 +19,22 @@ import torch
 from torch import Tensor
 
 from healda_core.kernels import film as K
-from healda_core.kernels import film_cat as KC
+from healda_core.kernels import film_bwd as KB
 from healda_core.kernels import plain_call
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_PAD = 256
 
-# 8 warps: the only count that ran clean on Triton 3.6 / H200 for both kernels (4 faulted; 2 is slow).
-# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). Session-5 sweep
-# at 10 M rows: forward 2.73 ms at 128 rows/2 stages/2 per SM (3.96 ms at 4 per SM); backward 14.9 ms at
-# 1 stage/4 per SM (21.2 ms at 2 per SM; 255 registers per thread, spilling). Session 6: the backward on one
-# embedding tile (CAT=1, film_cat.py) 10.6 ms against 15.2 ms; the forward stays per segment (2.76 vs 3.47 ms).
-FWD = Tuner("film_fwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp, CAT=cat)
-                         for bm, st, pp, cat in [(128, 2, 2, 0), (128, 2, 1, 0), (128, 3, 2, 0), (128, 1, 4, 0),
-                                                 (128, 2, 2, 1), (128, 2, 4, 1)]],
-            dict(BLOCK_M=128, num_warps=8, num_stages=2, PROGS_PER_SM=2, CAT=0), force=dict(num_warps=8))
-BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp, CAT=cat)
-                         for bm, st, pp, cat in [(128, 1, 4, 1), (128, 1, 2, 1), (128, 1, 8, 1), (64, 1, 4, 1),
-                                                 (128, 1, 4, 0)]],
-            dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=4, CAT=1), force=dict(num_warps=8))
-
+# 8 warps: the only count that ran clean on Triton 3.6 / H200 for both kernels in session 3 (4 faulted; 2 is slow).
+# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). H200 sweeps at
+# 10 M rows (docs/benchmarks.md): forward 2.73 ms at 128 rows/2 stages/2 per SM (3.96 ms at 4 per SM);
+# backward (session 6, one embedding tile) 8.8 ms at 128 rows/1 stage/4 per SM (the per-segment one: 15.2 ms).
+FWD = Tuner("film_fwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp) for bm, st, pp in
+                         [(128, 2, 2), (128, 2, 1), (128, 3, 2), (128, 1, 4)]],
+            dict(BLOCK_M=128, num_warps=8, num_stages=2, PROGS_PER_SM=2), force=dict(num_warps=8))
+BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp) for bm, st, pp in
+                         [(128, 1, 4), (128, 1, 8), (128, 1, 2), (64, 1, 4)]],
+            dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=4), force=dict(num_warps=8))
 
 def _pow2(n: int) -> int:
     return max(16, 1 << (max(1, n) - 1).bit_length())
@@ -65,14 +61,14 @@ def _consts(dm: dict) -> dict:
                 H_PAD=_pow2(dm["H"]), F_PAD=_pow2(dm["F"]), HAS_PLAT=dm["E3"] > 0)
 
 
-def _consts_cat(dm: dict) -> dict:
+def _consts_bwd(dm: dict) -> dict:
     return dict(M_PAD=_pow2(dm["M"]), EMB_PAD=_pow2(dm["E1"] + dm["E2"] + dm["E3"]), H_PAD=_pow2(dm["H"]),
                 F_PAD=_pow2(dm["F"]), HAS_PLAT=dm["E3"] > 0)
 
 
-def _cat_args(args: list, dm: dict) -> tuple[list, list]:
-    """The CAT kernels' pointer arguments ([E_type | E_chan | E_plat] flattened into one fp32 buffer) and the
-    sizes (N, M, E1, E2, E3, O2, O3, H, F) with O2/O3 the starts of the second and third table."""
+def _bwd_args(args: list, dm: dict) -> tuple[list, list]:
+    """The backward kernel's pointer arguments ([E_type | E_chan | E_plat] flattened into one fp32 buffer) and
+    the widths (M, E1, E2, E3, O2, O3, H, F), O2/O3 being the starts of the second and third table."""
     tabs = [args[5], args[6]] + ([args[7]] if dm["E3"] else [])
     o2 = tabs[0].numel()
     o3 = o2 + tabs[1].numel()
@@ -83,8 +79,8 @@ def _cat_args(args: list, dm: dict) -> tuple[list, list]:
 
 
 def supported(meta_dim: int, e1: int, e2: int, e3: int, hidden: int, out_dim: int) -> bool:
-    """Whether the kernels cover these widths (each padded width at most 256)."""
-    return max(_pow2(v) for v in (meta_dim, e1, e2, max(e3, 1), hidden, out_dim)) <= MAX_PAD
+    """Whether the kernels cover these widths (each padded width, and the three embeddings together, at most 256)."""
+    return max(_pow2(v) for v in (meta_dim, e1 + e2 + e3, hidden, out_dim)) <= MAX_PAD
 
 
 def _key(kind: str, dm: dict, n: int, out_dtype: torch.dtype) -> tuple:
@@ -104,12 +100,6 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
     if n == 0:
         return
     grid = (max(1, min(triton_cdiv(n, cfg["BLOCK_M"]), num_sms(out.device) * cfg["PROGS_PER_SM"])),)
-    if cfg.get("CAT"):
-        ptrs, sizes = _cat_args(args, dm)
-        KC._film_fwd_cat_kernel[grid](*ptrs, out, n, *sizes, eps, **_consts_cat(dm), BLOCK_M=cfg["BLOCK_M"],
-                                      PREC=_prec(out.device, out.dtype), num_warps=cfg["num_warps"],
-                                      num_stages=cfg["num_stages"])
-        return
     K._film_fwd_kernel[grid](*args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
                              **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype),
                              num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
@@ -120,27 +110,17 @@ def triton_cdiv(a: int, b: int) -> int:
 
 
 def _part_size(c: dict) -> int:
-    if "EMB_PAD" in c:
-        return c["H_PAD"] * (c["M_PAD"] + c["EMB_PAD"] + 3) + 2 * c["F_PAD"] * (c["H_PAD"] + 1)
-    return c["H_PAD"] * (c["M_PAD"] + c["E1_PAD"] + c["E2_PAD"] + c["E3_PAD"] + 3) + c["F_PAD"] * (2 * c["H_PAD"] + 2)
+    return c["H_PAD"] * (c["M_PAD"] + c["EMB_PAD"] + 3) + 2 * c["F_PAD"] * (c["H_PAD"] + 1)
 
 
-def _unpack(part: Tensor, dm: dict, cat: bool) -> tuple[Tensor, ...]:
-    """(dW1, db1, dγ, dβ, dW2, db2) from the summed per-program partials of either backward kernel."""
+def _unpack(part: Tensor, dm: dict) -> tuple[Tensor, ...]:
+    """(dW1, db1, dγ, dβ, dW2, db2) from the summed per-program partials (layout: film_bwd.py)."""
     H, F = dm["H"], dm["F"]
-    c = _consts_cat(dm) if cat else _consts(dm)
-    hp, fp = c["H_PAD"], c["F_PAD"]
-    if cat:
-        mp, ep = c["M_PAD"], c["EMB_PAD"]
-        gw1 = torch.cat([part[:hp * mp].view(hp, mp)[:H, :dm["M"]],
-                         part[hp * mp:hp * (mp + ep)].view(hp, ep)[:H, :dm["E1"] + dm["E2"] + dm["E3"]]], dim=1)
-        o = hp * (mp + ep)
-    else:
-        o, segs = 0, []
-        for k, pk in (("M", "M_PAD"), ("E1", "E1_PAD"), ("E2", "E2_PAD"), ("E3", "E3_PAD")):
-            segs.append(part[o:o + hp * c[pk]].view(hp, c[pk])[:H, :dm[k]])
-            o += hp * c[pk]
-        gw1 = torch.cat(segs, dim=1)
+    c = _consts_bwd(dm)
+    hp, fp, mp, ep = c["H_PAD"], c["F_PAD"], c["M_PAD"], c["EMB_PAD"]
+    gw1 = torch.cat([part[:hp * mp].view(hp, mp)[:H, :dm["M"]],
+                     part[hp * mp:hp * (mp + ep)].view(hp, ep)[:H, :dm["E1"] + dm["E2"] + dm["E3"]]], dim=1)
+    o = hp * (mp + ep)
     gb1, gg, gb = part[o:o + H], part[o + hp:o + hp + H], part[o + 2 * hp:o + 2 * hp + H]
     o += 3 * hp
     gw2 = part[o:o + 2 * fp * hp].view(2 * fp, hp)
@@ -154,40 +134,31 @@ def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows
                 need_dmeta: bool, n_embed: tuple[int, int, int]):
     """One backward run into fresh buffers: (part sums, emb grads (3), d_obs | None, d_meta | None)."""
     dev, n = d_out.device, d_out.shape[0]
-    cat = bool(cfg.get("CAT"))
-    c = _consts_cat(dm) if cat else _consts(dm)
+    c = _consts_bwd(dm)
     f32 = dict(device=dev, dtype=torch.float32)
     d_obs = torch.empty(n, **f32) if need_dobs else None
     d_meta = torch.empty(n, dm["M"], **f32) if need_dmeta else None
     tiles = triton_cdiv(n, cfg["BLOCK_M"])
     grid = max(1, min(tiles, num_sms(dev) * cfg["PROGS_PER_SM"]))
     part = torch.zeros(grid, _part_size(c), **f32)
-    flags = dict(BLOCK_M=cfg["BLOCK_M"], PREC=_prec(dev, d_out.dtype), DEMB_ROWS=rows_mode, NEED_DOBS=need_dobs,
-                 NEED_DMETA=need_dmeta, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
-    outs = (d_obs if need_dobs else d_out, d_meta if need_dmeta else d_out, part)
     widths = [dm[k] for k in ("E1", "E2", "E3")]
-    if cat:  # one embedding-gradient buffer: the tables flattened and concatenated, or (N, E1+E2+E3) rows
-        gbuf = torch.empty(n, sum(widths), **f32) if rows_mode else \
-            torch.zeros(sum(ne * w for ne, w in zip(n_embed, widths)), **f32)
-        if n:
-            ptrs, sizes = _cat_args(args, dm)
-            KC._film_bwd_cat_kernel[(grid,)](*ptrs, d_out, gbuf, *outs, n, *sizes, eps, **c, **flags)
-        gem, o = [], 0
-        for ne, w in zip(n_embed, widths):
-            if rows_mode:
-                gem.append(gbuf[:, o:o + w] if w else torch.empty(n, 1, **f32))
-                o += w
-            else:
-                gem.append(gbuf[o:o + ne * w].view(ne, w) if w else torch.zeros(ne, 1, **f32))
-                o += ne * w
-    else:
+    # one embedding-gradient buffer: the tables flattened and concatenated, or (N, E1+E2+E3) per-row rows
+    gbuf = torch.empty(n, sum(widths), **f32) if rows_mode else \
+        torch.zeros(sum(ne * w for ne, w in zip(n_embed, widths)), **f32)
+    if n:
+        ptrs, sizes = _bwd_args(args, dm)
+        KB._film_bwd_kernel[(grid,)](
+            *ptrs, d_out, gbuf, d_obs if need_dobs else d_out, d_meta if need_dmeta else d_out, part, n, *sizes,
+            eps, **c, BLOCK_M=cfg["BLOCK_M"], PREC=_prec(dev, d_out.dtype), DEMB_ROWS=rows_mode,
+            NEED_DOBS=need_dobs, NEED_DMETA=need_dmeta, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    gem, o = [], 0
+    for ne, w in zip(n_embed, widths):
         if rows_mode:
-            gem = [torch.empty(n, max(w, 1), **f32) for w in widths]
+            gem.append(gbuf[:, o:o + w] if w else torch.empty(n, 1, **f32))
+            o += w
         else:
-            gem = [torch.zeros(ne, max(w, 1), **f32) for ne, w in zip(n_embed, widths)]
-        if n:
-            K._film_bwd_kernel[(grid,)](*args, d_out, *gem, *outs, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"],
-                                        dm["F"], eps, **c, **flags)
+            gem.append(gbuf[o:o + ne * w].view(ne, w) if w else torch.zeros(ne, 1, **f32))
+            o += ne * w
     return part.sum(0), gem, d_obs, d_meta
 
 
@@ -246,7 +217,7 @@ def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel
                 t.index_put_((idx.long(),), rows, accumulate=True)
             tabs.append(t)
         gem = tabs
-    gw1, gb1, gg, gb, gw2, gb2 = _unpack(part, dm, bool(cfg.get("CAT")))
+    gw1, gb1, gg, gb, gw2, gb2 = _unpack(part, dm)
 
     def empty():
         return obs.new_empty((0,), dtype=torch.float32)

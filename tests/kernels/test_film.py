@@ -30,11 +30,8 @@ LAYOUTS = {
 }
 
 
-@pytest.mark.parametrize("cat", [0, 1])
 @pytest.mark.parametrize("name", LAYOUTS)
-def test_matches_torch_path(monkeypatch, name, cat):
-    """Both kernel families: one product per conditioning segment (CAT=0) and the whole row (CAT=1)."""
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", f"CAT={cat},num_warps=8")
+def test_matches_torch_path(name):
     m, obs, md, ids = setup(**LAYOUTS[name])
     obs.requires_grad_()
     md.requires_grad_()
@@ -50,11 +47,10 @@ def test_matches_torch_path(monkeypatch, name, cat):
         assert rel_err(x, y, floor=1e-3) <= tol_b, (name, rel_err(x, y))
 
 
-@pytest.mark.parametrize("cat", [0, 1])
-def test_persistent_programs_walk_several_row_tiles(monkeypatch, cat):
+def test_persistent_programs_walk_several_row_tiles(monkeypatch):
     """32-row tiles, one program per SM (2 on the CPU interpreter): each program takes several tiles, the last
     one partial; tokens and gradients must match the PyTorch path."""
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", f"BLOCK_M=32,PROGS_PER_SM=1,CAT={cat},num_warps=8")
+    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "BLOCK_M=32,PROGS_PER_SM=1,num_warps=8")
     m, obs, md, ids = setup(n=150, **{k: v for k, v in LAYOUTS["out24"].items()})
     a = film_op.film_tokenize(m, obs, md, *ids)
     b = m.forward_torch(obs, md, *ids)
@@ -82,9 +78,7 @@ def test_zero_rows():
     assert all(torch.all(g == 0) for g in grads)
 
 
-@pytest.mark.parametrize("cat", [0, 1])
-def test_deterministic_mode_same_gradients(monkeypatch, cat):
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", f"CAT={cat},num_warps=8")
+def test_deterministic_mode_same_gradients():
     m, obs, md, ids = setup(n=90)
     go = torch.randn(90, 16, device=DEVICE)
     g1 = torch.autograd.grad(film_op.film_tokenize(m, obs, md, *ids), list(m.parameters()), go)
