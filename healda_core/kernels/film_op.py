@@ -206,7 +206,8 @@ def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel
     def run(cfg: dict):
         return _bwd_launch(cfg, dm, args, g, eps, rows_mode, need_dobs, need_dmeta, n_embed)
 
-    cfg = BWD.choose(_key("bwd", dm, n, d_out.dtype), run, obs.device)
+    # "bwd2": the one-embedding-tile kernel (session 6); settings cached for the older backward are not reused
+    cfg = BWD.choose(_key("bwd2", dm, n, d_out.dtype), run, obs.device)
     part, gem, d_obs, d_meta = run(cfg)
     if rows_mode:
         ids = (obs_type, channel, platform)
