@@ -1,10 +1,15 @@
-# Sourced by the benchmarks/gpu_session*.sh device scripts: installs the carried wheels (.whl) into /tmp/site and
-# sets PYTHONPATH, PYTHONUNBUFFERED and HEALDA_SHARED (.gpu_shared, carried for the fixture tests).
-# `source benchmarks/gpu_setup.sh` skips the reference wheel; `source benchmarks/gpu_setup.sh reference` adds it.
+# Sourced by the benchmarks/gpu_session*.sh device scripts: installs the carried wheels into /tmp/site and sets
+# PYTHONPATH, PYTHONUNBUFFERED and HEALDA_SHARED (.gpu_shared, carried for the fixture tests). Wheels: .whl (the
+# project's dependencies missing from the GPU image), .whl_ref (PhysicsNeMo 2.2.2, installed only by
+# `source benchmarks/gpu_setup.sh reference`) and .whl_fa3 (the optional fa3-fwd) when carried; all three stay
+# out of git. The device carries at most 64 MiB: .whl + .whl_fa3 + .gpu_shared fit, so do .whl + .whl_ref +
+# .gpu_shared. (Until session 6 the reference wheel lay in .whl itself.)
 # `lab OPS OVERRIDE` runs benchmarks/kernel_lab.py for one launch setting in its own process, into $OUT/lab.log
 # (`python3 benchmarks/lab_table.py "$OUT/lab.log"` tabulates it).
 set -o pipefail
-if [ "${1:-}" = reference ]; then wheels=(.whl/*.whl); else wheels=($(ls .whl/*.whl | grep -v physicsnemo)); fi
+wheels=($(ls .whl/*.whl | grep -v physicsnemo))
+if [ "${1:-}" = reference ]; then wheels+=($(ls .whl_ref/*.whl .whl/nvidia_physicsnemo*.whl 2>/dev/null)); fi
+wheels+=($(ls .whl_fa3/*.whl 2>/dev/null))
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   "${wheels[@]}" > "$OUT/pip.log" 2>&1 || tail "$OUT/pip.log"
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HEALDA_SHARED=$PWD/.gpu_shared

@@ -1,7 +1,10 @@
 """Spatial self-attention (per frame, over all pixels) and temporal attention (per pixel, over frames).
 
 ARCHITECTURE §3.6 and §3.8. Spatial attention goes through
-``torch.nn.functional.scaled_dot_product_attention`` so GPUs get flash / cuDNN kernels.
+``torch.nn.functional.scaled_dot_product_attention`` so GPUs get flash / cuDNN kernels; with
+``HEALDA_SDPA=fa3`` bf16 inference on Hopper uses FlashAttention-3's forward kernel instead (the optional
+``fa3-fwd`` package), which takes head width 96 without padding it to 128 and reads q, k, v in their
+(sequence, head, channel) layout; anything it cannot take falls back to SDPA.
 """
 
 from __future__ import annotations
@@ -10,6 +13,8 @@ import contextlib
 import functools
 import math
 import os
+import warnings
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -22,26 +27,53 @@ from healda_core.model.embed import apply_rope
 _PRIORITIES = {
     "cudnn": ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),
     "flash": ("FLASH_ATTENTION", "CUDNN_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),
+    "fa3": ("CUDNN_ATTENTION", "FLASH_ATTENTION", "EFFICIENT_ATTENTION", "MATH"),  # where FA3 does not apply
 }
+_FA3_FN = None  # FlashAttention-3's forward while sdpa_priority selects it (global: compiled code guards it)
 
 
-def sdpa_priority(x: Tensor) -> contextlib.AbstractContextManager:
-    """Context that orders the SDPA backends for tensors like ``x`` (``HEALDA_SDPA``).
+@contextlib.contextmanager
+def sdpa_priority(x: Tensor) -> Iterator[None]:
+    """Context that chooses the spatial-attention kernels for tensors like ``x`` (``HEALDA_SDPA``).
 
     ``cudnn`` (default on CUDA GPUs of compute capability ≥ 9.0, where cuDNN's Hopper attention kernels are
     the fastest measured for the spatial attention, docs/benchmarks.md), ``flash`` (PyTorch's FlashAttention-2
-    first) or ``default`` (PyTorch's own order). Backends that cannot take an input are skipped by PyTorch.
+    first), ``default`` (PyTorch's own order) or ``fa3``: FlashAttention-3's forward for bf16 inference on
+    compute capability 9.x when the optional ``fa3-fwd`` package imports (cuDNN first otherwise, and for
+    anything needing gradients). Backends that cannot take an input are skipped by PyTorch.
     """
+    global _FA3_FN
     choice = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
-    if not x.is_cuda or choice == "default":
-        return contextlib.nullcontext()
+    if not x.is_cuda or choice == "default" or (choice not in _PRIORITIES and choice != "auto"):
+        yield
+        return
     if choice == "auto":
         choice = "cudnn" if torch.cuda.get_device_capability(x.device)[0] >= 9 else "default"
-    if choice not in _PRIORITIES:
-        return contextlib.nullcontext()
+        if choice == "default":
+            yield
+            return
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
-    return sdpa_kernel([getattr(SDPBackend, n) for n in _PRIORITIES[choice]], set_priority=True)
+    prev = _FA3_FN
+    if choice == "fa3" and torch.cuda.get_device_capability(x.device)[0] == 9:
+        _FA3_FN = _fa3_func()
+    try:
+        with sdpa_kernel([getattr(SDPBackend, n) for n in _PRIORITIES[choice]], set_priority=True):
+            yield
+    finally:
+        _FA3_FN = prev
+
+
+@functools.lru_cache(maxsize=1)
+def _fa3_func():
+    """FlashAttention-3's forward (``fa3_fwd_interface.flash_attn_func``), or None when it does not import."""
+    try:
+        from fa3_fwd_interface import flash_attn_func
+    except Exception as exc:  # noqa: BLE001 - not installed, or built for another torch/CUDA: SDPA instead
+        warnings.warn(f"HEALDA_SDPA=fa3: FlashAttention-3 unavailable ({type(exc).__name__}: {exc}); "
+                      "using SDPA", stacklevel=4)
+        return None
+    return flash_attn_func
 
 
 class RmsNorm(nn.Module):
@@ -83,7 +115,13 @@ class MultiHeadSelfAttention(nn.Module):
 
     def forward(self, x: Float[Tensor, "n s d"]) -> Float[Tensor, "n s d"]:
         n, s, d = x.shape
-        q, k, v = self.qkv(x).view(n, s, 3, self.num_heads, self.head_dim).permute(2, 0, 3, 1, 4).unbind(0)
+        qkv = self.qkv(x).view(n, s, 3, self.num_heads, self.head_dim)
+        fa3 = _FA3_FN
+        if fa3 is not None and qkv.dtype == torch.bfloat16 and not torch.is_grad_enabled():
+            q, k, v = qkv.unbind(2)  # (n, s, heads, hd) views: no transposes, v not copied
+            q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
+            return self.proj(fa3(q, k, v).reshape(n, s, d))
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)
         q, k = self.q_norm(q).to(v.dtype).contiguous(), self.k_norm(k).to(v.dtype).contiguous()
         if torch.compiler.is_compiling():  # backend order comes from VideoDiT.forward's context at trace time
             o = F.scaled_dot_product_attention(q, k, v.contiguous())

@@ -1,0 +1,88 @@
+"""Spatial-attention backend selection (``HEALDA_SDPA``): the FlashAttention-3 path's layout and its fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from healda_core.model import attention as A
+
+
+def _bshd_attention(q, k, v):
+    """What FlashAttention-3's ``flash_attn_func`` computes, in PyTorch: (n, s, heads, hd) in and out."""
+    return F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2)).transpose(1, 2)
+
+
+def _module(seed=0):
+    torch.manual_seed(seed)
+    return A.MultiHeadSelfAttention(48, 4).to(torch.bfloat16)
+
+
+def test_fa3_path_matches_sdpa_path(monkeypatch):
+    """With an FA3 function in place (a PyTorch stand-in here), bf16 inference takes the (n, s, heads, hd) route
+    with no transposes; its output must equal the SDPA route's."""
+    m = _module()
+    x = torch.randn(2, 37, 48).to(torch.bfloat16)
+    calls = []
+
+    def fake_fa3(q, k, v):
+        calls.append((q.shape, v.stride()))
+        return _bshd_attention(q, k, v)
+
+    with torch.no_grad():
+        ref = m(x)
+        monkeypatch.setattr(A, "_FA3_FN", fake_fa3)
+        out = m(x)
+    assert calls and calls[0][0] == (2, 37, 4, 12)
+    assert calls[0][1][-1] == 1 and calls[0][1][1] == 3 * 48  # v is a view into the qkv output, not a copy
+    torch.testing.assert_close(out, ref, atol=2e-2, rtol=2e-2)  # bf16 outputs of two summation orders
+    assert (out.float() - ref.float()).abs().max() <= 2e-2 * ref.float().abs().max()
+
+
+def test_fa3_path_not_taken_for_gradients_or_fp32(monkeypatch):
+    """The FA3 package is forward-only: training (gradients) and non-bf16 inputs stay on SDPA."""
+    m = _module()
+
+    def boom(q, k, v):
+        raise AssertionError("FA3 path taken")
+
+    monkeypatch.setattr(A, "_FA3_FN", boom)
+    x = torch.randn(1, 9, 48).to(torch.bfloat16)
+    m(x).float().sum().backward()  # grad enabled: SDPA
+    with torch.no_grad():
+        A.MultiHeadSelfAttention(48, 4)(torch.randn(1, 9, 48))  # fp32: SDPA
+
+
+def test_fa3_requested_on_cpu_falls_back_to_sdpa(monkeypatch):
+    """HEALDA_SDPA=fa3 off CUDA changes nothing: same result, FA3 never selected."""
+    m = _module()
+    x = torch.randn(1, 11, 48).to(torch.bfloat16)
+    with torch.no_grad():
+        ref = m(x)
+        monkeypatch.setenv("HEALDA_SDPA", "fa3")
+        with A.sdpa_priority(x):
+            assert A._FA3_FN is None
+            out = m(x)
+    assert torch.equal(out, ref)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device (run on the GPU machine)")
+def test_gpu_fa3_matches_cudnn_sdpa(monkeypatch):
+    """The real FlashAttention-3 forward (optional ``fa3-fwd``) against cuDNN SDPA at the model's head width 96."""
+    pytest.importorskip("fa3_fwd_interface")
+    if torch.cuda.get_device_capability()[0] != 9:
+        pytest.skip("FlashAttention-3 needs compute capability 9.x")
+    torch.manual_seed(0)
+    m = A.MultiHeadSelfAttention(1536, 16).cuda().to(torch.bfloat16)
+    x = torch.randn(2, 3000, 1536, device="cuda", dtype=torch.bfloat16)
+    with torch.no_grad():
+        monkeypatch.setenv("HEALDA_SDPA", "cudnn")
+        with A.sdpa_priority(x):
+            ref = m(x)
+        monkeypatch.setenv("HEALDA_SDPA", "fa3")
+        with A.sdpa_priority(x):
+            assert A._FA3_FN is not None
+            out = m(x)
+    assert (out.float() - ref.float()).abs().max() <= 2e-2 * ref.float().abs().max()
