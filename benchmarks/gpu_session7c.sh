@@ -1,6 +1,6 @@
 #!/bin/bash
 # Device call (next session, #5): the 1.5 B forward with FlashAttention-3 for the spatial attention
-# (HEALDA_SDPA=fa3; the fa3-fwd wheel from PyPI in .whl, LibTorch stable ABI, CUDA 13) against cuDNN SDPA, both
+# (HEALDA_SDPA=fa3; the fa3-fwd wheel from PyPI in .whl_fa3, built on the LibTorch stable ABI for CUDA 13) against cuDNN SDPA, both
 # with and without whole-block compilation; then the FA3 GPU test and the model GPU tests under fa3.
 # Carry .whl, .whl_fa3 and .gpu_shared (61 MiB of the 64 MiB the device takes).
 source benchmarks/gpu_setup.sh
