@@ -123,10 +123,15 @@ def test_unsupported_layouts_are_rejected(n_q, n_kv, d, f, match):
 
 def test_bad_shapes_are_rejected():
     q, x, wk, wv, bv, cu, mx, _ = make([1, 2])
+    with torch.no_grad():  # a valid call first: its shapes are remembered, the invalid ones below are not
+        op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+        op.pixel_attention(q, x, wk, wv, bv, cu, mx)
     with pytest.raises(ValueError, match="cu_seqlens_k"):
         op.pixel_attention(q, x, wk, wv, bv, cu[:-1], mx)
     with pytest.raises(ValueError, match="b_v"):
         op.pixel_attention(q, x, wk, wv, bv[:-1], cu, mx)
+    with pytest.raises(ValueError, match="cu_seqlens_k"):  # still refused when asked again
+        op.pixel_attention(q, x, wk, wv, bv, cu[:-1], mx)
 
 
 def test_model_dispatch_uses_the_kernel(monkeypatch):
