@@ -86,3 +86,24 @@ def test_gpu_fa3_matches_cudnn_sdpa(monkeypatch):
             assert A._FA3_FN is not None
             out = m(x)
     assert (out.float() - ref.float()).abs().max() <= 2e-2 * ref.float().abs().max()
+
+
+@pytest.mark.parametrize("fa3", [False, True])
+def test_both_paths_trace_in_one_graph(monkeypatch, fa3):
+    """The compiled block regions trace the spatial attention: both routes must compile without graph breaks
+    (``fullgraph=True``) and take the same route as eager. The FA3 stand-in returns zeros, so its route is
+    recognisable (the output is then proj's bias alone)."""
+    m = _module()
+    x = torch.randn(2, 21, 48).to(torch.bfloat16)
+    with torch.no_grad():
+        sdpa_out = m(x)
+    if fa3:
+        monkeypatch.setattr(A, "_FA3_FN", lambda q, k, v: torch.zeros_like(q))
+    torch._dynamo.reset()
+    compiled = torch.compile(m, backend="eager", fullgraph=True)
+    with torch.no_grad():
+        out = compiled(x)
+        assert torch.equal(out, m(x))
+    assert torch.equal(out, sdpa_out) != fa3
+    if fa3:
+        assert torch.equal(out, m.proj.bias.expand_as(out))
