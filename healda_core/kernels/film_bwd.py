@@ -104,8 +104,7 @@ def _film_bwd_kernel(
     w1e_t = _wcast(_seg_t(W1, cond_dim, M, ew, H, EMB_PAD, H_PAD), PREC)
     w1e = tl.trans(w1e_t)
     w2 = _wcast(_w2_tile(W2, F, H, F_PAD, H_PAD), PREC)
-    r = tl.arange(0, 2 * F_PAD)
-    b2 = tl.load(B2 + tl.where(r < F_PAD, r % F_PAD, F + r % F_PAD), mask=(r % F_PAD) < F, other=0.0)
+    b2 = tl.load(B2 + tl.where(alpha_side, f2, F + f2), mask=f2 < F, other=0.0).to(tl.float32)
 
     g_w1m = tl.zeros([H_PAD, M_PAD], tl.float32)
     g_w1e = tl.zeros([H_PAD, EMB_PAD], tl.float32)
@@ -129,7 +128,7 @@ def _film_bwd_kernel(
                        other=0.0).to(tl.float32)
         g2 = graw * tl.where(alpha_side[None, :], obs[:, None], 1.0)  # [g·obs | g]
         if NEED_DOBS:
-            ab = _mm(act, tl.trans(w2), PREC) + b2[None, :].to(tl.float32)
+            ab = _mm(act, tl.trans(w2), PREC) + b2[None, :]
             tl.store(DOBS + r0 + rloc, tl.sum(tl.where(alpha_side[None, :], graw * ab, 0.0), 1), mask=rmask)
         g_w2 += _mm(tl.trans(g2), act, PREC)
         g_b2 += tl.sum(g2, 0)

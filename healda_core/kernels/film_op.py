@@ -36,6 +36,7 @@ BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_
                          [(128, 1, 4), (128, 1, 8), (128, 1, 2), (64, 1, 4)]],
             dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=4), force=dict(num_warps=8))
 
+
 def _pow2(n: int) -> int:
     return max(16, 1 << (max(1, n) - 1).bit_length())
 
@@ -151,14 +152,10 @@ def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows
             *ptrs, d_out, gbuf, d_obs if need_dobs else d_out, d_meta if need_dmeta else d_out, part, n, *sizes,
             eps, **c, BLOCK_M=cfg["BLOCK_M"], PREC=_prec(dev, d_out.dtype), DEMB_ROWS=rows_mode,
             NEED_DOBS=need_dobs, NEED_DMETA=need_dmeta, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
-    gem, o = [], 0
+    gem, o = [], 0  # views into gbuf: (N, E) per-row blocks or (n_embed, E) tables
     for ne, w in zip(n_embed, widths):
-        if rows_mode:
-            gem.append(gbuf[:, o:o + w] if w else torch.empty(n, 1, **f32))
-            o += w
-        else:
-            gem.append(gbuf[o:o + ne * w].view(ne, w) if w else torch.zeros(ne, 1, **f32))
-            o += ne * w
+        gem.append(gbuf[:, o:o + w] if rows_mode else gbuf[o:o + ne * w].view(ne, w))
+        o += w if rows_mode else ne * w
     return part.sum(0), gem, d_obs, d_meta
 
 
@@ -237,7 +234,9 @@ def _(d_out, obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1,
     def empty():
         return obs.new_empty((0,), dtype=torch.float32)
 
-    like = lambda t: t.new_empty(t.shape)
+    def like(t):
+        return t.new_empty(t.shape)
+
     return (like(obs) if need_dobs else empty(), like(meta) if need_dmeta else empty(), like(e_type), like(e_chan),
             like(e_plat) if e_plat is not None else empty(), like(w1), like(b1), like(ln_w), like(ln_b), like(w2),
             like(b2))

@@ -206,6 +206,11 @@ def _bwd_run(cfg: dict, full: HeadPlan, *args) -> tuple[HeadPlan, list]:  # noqa
     return plan, _bwd_launch(cfg, plan, *args)
 
 
+def _as(t: Tensor, dtype: torch.dtype) -> Tensor:
+    """``t`` in ``dtype``, contiguous (``.to`` costs host time even when it has nothing to do)."""
+    return (t if t.dtype == dtype else t.to(dtype)).contiguous()
+
+
 def _plan_of(q: Tensor, x: Tensor, wk: Tensor, rows_cap: int | None = None) -> HeadPlan:
     d = q.shape[2]
     return plan_heads(q.shape[1], wk.shape[0] // d, d, x.shape[1], rows_cap)
@@ -216,10 +221,10 @@ def _fwd_impl(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor |
     plan = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
     q = q.contiguous()
-    x = (tokens if tokens.dtype == cd else tokens.to(cd)).contiguous()  # (.to is not free even when a no-op)
+    x = _as(tokens, cd)
     wk, wv = w_k.contiguous(), w_v.contiguous()
     bv = b_v.contiguous() if b_v is not None else None
-    cu = (cu_seqlens_k if cu_seqlens_k.dtype == torch.int32 else cu_seqlens_k.to(torch.int32)).contiguous()
+    cu = _as(cu_seqlens_k, torch.int32)
     p = q.shape[0]
     out = torch.empty_like(q)
     lse = torch.empty(p, q.shape[1], device=q.device, dtype=torch.float32) if need_lse else None
@@ -252,10 +257,10 @@ def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: T
     """(dq, dtokens, dw_k, dw_v, db_v); db_v is empty when b_v is None."""
     full = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
-    q, x = q.contiguous(), tokens.to(cd).contiguous()
+    q, x = q.contiguous(), _as(tokens, cd)
     wk, wv = w_k.contiguous(), w_v.contiguous()
     bv = b_v.contiguous() if b_v is not None else None
-    cu = cu_seqlens_k.to(torch.int32).contiguous()
+    cu = _as(cu_seqlens_k, torch.int32)
     dout, out, lse, order = d_out.contiguous(), out.contiguous(), lse.contiguous(), order.contiguous()
     dq = torch.empty_like(q)
     dx = torch.empty_like(x)
@@ -302,22 +307,22 @@ def _backward(ctx, d_out, d_lse, d_order):
 pixel_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 
-_VALID_SHAPES: set = set()
+def _validate(q: tuple, tokens: tuple, w_k: tuple, w_v: tuple, b_v: tuple | None, cu: tuple) -> None:
+    """Shape checks of :func:`pixel_attention` on the arguments' shapes (ValueError naming the offending ones)."""
+    if len(q) != 3 or len(tokens) != 2:
+        raise ValueError(f"q must be (P, n_q, d) and tokens (N, F); got {tuple(q)} and {tuple(tokens)}")
+    d = q[2]
+    if w_k != w_v or len(w_k) != 2 or w_k[1] != tokens[1] or w_k[0] % d:
+        raise ValueError(f"w_k and w_v must both be (n_kv*{d}, {tokens[1]}); got {tuple(w_k)}, {tuple(w_v)}")
+    if b_v is not None and tuple(b_v) != (w_v[0],):
+        raise ValueError(f"b_v must be ({w_v[0]},), got {tuple(b_v)}")
+    if tuple(cu) != (q[0] + 1,):
+        raise ValueError(f"cu_seqlens_k must have P+1 = {q[0] + 1} entries, got {tuple(cu)}")
+    plan_heads(q[1], w_k[0] // d, d, tokens[1])
 
 
-def _validate(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None, cu_seqlens_k: Tensor) -> None:
-    """Shape checks of :func:`pixel_attention` (ValueError with the offending shapes)."""
-    if q.ndim != 3 or tokens.ndim != 2:
-        raise ValueError(f"q must be (P, n_q, d) and tokens (N, F); got {tuple(q.shape)} and {tuple(tokens.shape)}")
-    d = q.shape[2]
-    if w_k.shape != w_v.shape or w_k.ndim != 2 or w_k.shape[1] != tokens.shape[1] or w_k.shape[0] % d:
-        raise ValueError(f"w_k and w_v must both be (n_kv*{d}, {tokens.shape[1]}); got {tuple(w_k.shape)}, "
-                         f"{tuple(w_v.shape)}")
-    if b_v is not None and b_v.shape != (w_v.shape[0],):
-        raise ValueError(f"b_v must be ({w_v.shape[0]},), got {tuple(b_v.shape)}")
-    if cu_seqlens_k.shape != (q.shape[0] + 1,):
-        raise ValueError(f"cu_seqlens_k must have P+1 = {q.shape[0] + 1} entries, got {tuple(cu_seqlens_k.shape)}")
-    plan_heads(q.shape[1], w_k.shape[0] // d, d, tokens.shape[1])
+# shapes that passed, memoised (failures are not: they raise again): the blocks of a forward share them
+_validate_cached = functools.lru_cache(maxsize=1024)(_validate)
 
 
 def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None, cu_seqlens_k: Tensor,
@@ -332,15 +337,8 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
     Returns:
         (P, n_q, d) in q's dtype; rows of empty pixels are 0.
     """
-    if torch.compiler.is_compiling():
-        _validate(q, tokens, w_k, w_v, b_v, cu_seqlens_k)
-    else:  # shapes checked once per combination: the blocks of a forward share them
-        sig = (q.shape, tokens.shape, w_k.shape, w_v.shape, None if b_v is None else b_v.shape, cu_seqlens_k.shape)
-        if sig not in _VALID_SHAPES:
-            _validate(q, tokens, w_k, w_v, b_v, cu_seqlens_k)
-            if len(_VALID_SHAPES) > 4096:  # token counts change every batch in training
-                _VALID_SHAPES.clear()
-            _VALID_SHAPES.add(sig)
+    shapes = (q.shape, tokens.shape, w_k.shape, w_v.shape, None if b_v is None else b_v.shape, cu_seqlens_k.shape)
+    (_validate if torch.compiler.is_compiling() else _validate_cached)(*shapes)  # SymInts are not memoised
     scale = 1.0 / math.sqrt(q.shape[2]) if scale is None else float(scale)
     if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]

@@ -44,14 +44,11 @@ def sdpa_priority(x: Tensor) -> Iterator[None]:
     """
     global _FA3_FN
     choice = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
-    if not x.is_cuda or choice == "default" or (choice not in _PRIORITIES and choice != "auto"):
+    if x.is_cuda and choice == "auto":
+        choice = "cudnn" if torch.cuda.get_device_capability(x.device)[0] >= 9 else "default"
+    if not x.is_cuda or choice not in _PRIORITIES:  # "default" (or unknown): PyTorch's own order
         yield
         return
-    if choice == "auto":
-        choice = "cudnn" if torch.cuda.get_device_capability(x.device)[0] >= 9 else "default"
-        if choice == "default":
-            yield
-            return
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     prev = _FA3_FN
