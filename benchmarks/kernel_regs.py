@@ -33,8 +33,8 @@ from healda_core.kernels import film as FI  # noqa: E402
 from healda_core.kernels import film_bwd as FB  # noqa: E402
 from healda_core.kernels import pixel_attn as PA  # noqa: E402
 
-PA_CONST = dict(G=32, D_PAD=32, F_PAD=32, HAS_BIAS=True, DOT_PREC="ieee")
-FILM_CONST = dict(M_PAD=64, EMB_PAD=32, E1_PAD=16, E2_PAD=16, E3_PAD=16, H_PAD=64, F_PAD=32, HAS_PLAT=True, PREC="bf16")
+PA_CONST = dict(n_q=64, d=32, F=32, G=32, D_PAD=32, F_PAD=32, HAS_BIAS=True, DOT_PREC="ieee")
+FILM_CONST = dict(M=50, E1=4, E2=16, E3=8, H=64, F=32, M_PAD=64, EMB_PAD=32, E1_PAD=16, E2_PAD=16, E3_PAD=16, H_PAD=64, F_PAD=32, HAS_PLAT=True, PREC="bf16")
 
 
 def _signature(fn, ptrs: dict, floats: set, consts: dict) -> tuple[dict, dict]:

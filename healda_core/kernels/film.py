@@ -118,7 +118,7 @@ def _w2_half(W2, half, F, H, F_PAD: tl.constexpr, H_PAD: tl.constexpr):
 @triton.jit
 def _film_fwd_kernel(
     OBS, META, IDT, IDC, IDP, ET, EC, EP, W1, B1, LNW, LNB, W2, B2, OUT,
-    N, M, E1, E2, E3, H, F, eps,
+    N, M: tl.constexpr, E1: tl.constexpr, E2: tl.constexpr, E3: tl.constexpr, H: tl.constexpr, F: tl.constexpr, eps,
     M_PAD: tl.constexpr, E1_PAD: tl.constexpr, E2_PAD: tl.constexpr, E3_PAD: tl.constexpr,
     H_PAD: tl.constexpr, F_PAD: tl.constexpr, HAS_PLAT: tl.constexpr, BLOCK_M: tl.constexpr, PREC: tl.constexpr,
 ):

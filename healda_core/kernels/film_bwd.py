@@ -83,7 +83,8 @@ def _w2_tile(W2, F, H, F_PAD: tl.constexpr, H_PAD: tl.constexpr):
 @triton.jit
 def _film_bwd_kernel(
     OBS, META, IDT, IDC, IDP, EMB, W1, B1, LNW, LNB, W2, B2, DOUT, GEMB, DOBS, DMETA, PART,
-    N, M, E1, E2, E3, O2, O3, H, F, eps,
+    N, M: tl.constexpr, E1: tl.constexpr, E2: tl.constexpr, E3: tl.constexpr, O2, O3, H: tl.constexpr,
+    F: tl.constexpr, eps,
     M_PAD: tl.constexpr, EMB_PAD: tl.constexpr, H_PAD: tl.constexpr, F_PAD: tl.constexpr,
     HAS_PLAT: tl.constexpr, BLOCK_M: tl.constexpr, PREC: tl.constexpr,
     DEMB_ROWS: tl.constexpr, NEED_DOBS: tl.constexpr, NEED_DMETA: tl.constexpr,

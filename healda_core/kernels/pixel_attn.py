@@ -60,7 +60,7 @@ def _head_w(W, head, d, F, cj, fj, w_mask, sdt: tl.constexpr):
 @triton.jit
 def _pa_fwd_kernel(
     Q, X, WK, WV, BV, SEG, ORDER, OUT, LSE,
-    n_pix, n_q, d, F, row0, head0, rows, qk_scale,
+    n_pix, n_q: tl.constexpr, d: tl.constexpr, F: tl.constexpr, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
     NKV_P: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr, DOT_PREC: tl.constexpr,
     WRITE_LSE: tl.constexpr, D_EXACT: tl.constexpr, F_EXACT: tl.constexpr,
@@ -159,7 +159,7 @@ def _pa_fwd_kernel(
 @triton.jit
 def _pa_bwd_kernel(
     Q, X, WK, WV, BV, CU, ORDER, OUT, DOUT, LSE, DQ, DX, PART,
-    n_pix, n_q, d, F, row0, head0, rows, qk_scale,
+    n_pix, n_q: tl.constexpr, d: tl.constexpr, F: tl.constexpr, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
     NKV_P: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr,
     DOT_PREC: tl.constexpr, ACCUM_DX: tl.constexpr,
