@@ -4,7 +4,7 @@
 # registers, FiLM backward spills 1,544 → 792 bytes, pixel-attention forward 140 → 128 registers (3 → 4 CTAs per
 # SM at 4 warps). Labs at the shipped defaults (compare with benchmarks/results/kernel_lab_h200_2026-11-29_s6*.jsonl:
 # FiLM kernels 2.76 / 8.76 ms, pixel attention 0.83 / 2.64 ms at 10 M), then the same-process comparison (GPU tests:
-# gpu_session7b.sh). Merge only if faster and the tests pass. Carry .whl (with nvidia_physicsnemo) and
+# gpu_session7b.sh). Merge only if faster and the tests pass. Carry .whl, .whl_ref and
 # .gpu_shared.
 source benchmarks/gpu_setup.sh reference
 lab film "num_warps=8,BLOCK_M=128,num_stages=2,PROGS_PER_SM=2"
