@@ -109,7 +109,7 @@ def profile_forward(model, x, t, sod, doy, ctx) -> list[dict]:
             rows.append({"name": ev.key[:110], "ms": round(dt / 1e3, 2), "calls": ev.count})
     rows.sort(key=lambda r: -r["ms"])
     for r in rows[:30]:
-        print(f"  {r['ms']:9.2f} ms {r['calls']:5d}x  {r['name']}", flush=True)
+        print(f"  {r['ms']:9.2f} ms {r['calls']:5d}x  {r['name']}", file=sys.stderr, flush=True)
     return rows[:40]
 
 
@@ -123,7 +123,7 @@ def main() -> None:
     ap.add_argument("--skip-torch-path", action="store_true")
     ap.add_argument("--skip-assimilate", action="store_true")
     ap.add_argument("--profile", action="store_true", help="profile the last variant's forward (top kernels)")
-    ap.add_argument("--profile-variant", default=None, help="which variant --profile profiles (default: the last)")
+    ap.add_argument("--profile-variant", default=None, help="which variants --profile profiles, comma-separated (default: the last)")
     ap.add_argument("--variants", default="kernels:HEALDA_KERNELS=on",
                     help="'name:ENV=V,ENV=V;name2:...' forward variants, timed in this order; the pseudo-variable "
                          "COMPILE_BLOCKS=1 compiles whole blocks (VideoDiT.compile_blocks) first")
@@ -212,7 +212,7 @@ def main() -> None:
                 "all_ms": [round(v, 1) for v in ms], "peak_gib": round(peak, 2), "warmup_s": round(first_s, 1),
                 "no_obs_median_ms": round(statistics.median(ms0), 1), "no_obs_peak_gib": round(peak0, 2),
                 "obs_path_ms": round(statistics.median(ms) - statistics.median(ms0), 1)}
-            if args.profile and name == (args.profile_variant or variants[-1][0]):
+            if args.profile and name in (args.profile_variant or variants[-1][0]).split(","):
                 result[f"profile_{name}"] = profile_forward(model, x, t, sod, doy, ctx)
         except Exception as exc:  # noqa: BLE001 - record and continue
             result[f"forward_{name}"] = {"error": f"{type(exc).__name__}: {str(exc)[:300]}"}
