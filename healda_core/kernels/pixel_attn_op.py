@@ -138,18 +138,21 @@ _LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order, segments)]: th
 def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
     """(order, segments): the pixel order, largest count first (stable), and (start, count) int32 pairs in
     that order (2P,). Reused while the same ``cu`` tensor object is alive and unmodified (same content, same
-    order): the blocks of one forward share it, so only the first sorts."""
+    order): the blocks of one forward share it, so only the first sorts. A ``cu`` made under
+    ``torch.inference_mode`` has no version counter: its schedule is recomputed on every call."""
     if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
         order = torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
         return order, _segments(cu, order)
-    if _LAST_SCHEDULE:
+    tracked = not cu.is_inference()  # inference tensors have no version counter: never reused
+    if tracked and _LAST_SCHEDULE:
         ref, version, order, seg = _LAST_SCHEDULE[0]
         if ref() is cu and cu._version == version:
             return order, seg
     counts = cu[1:] - cu[:-1]
     order = torch.argsort(counts, descending=True, stable=True).to(torch.int32)
     seg = _segments(cu, order)
-    _LAST_SCHEDULE[:] = [(weakref.ref(cu), cu._version, order, seg)]
+    if tracked:
+        _LAST_SCHEDULE[:] = [(weakref.ref(cu), cu._version, order, seg)]
     return order, seg
 
 

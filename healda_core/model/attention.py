@@ -1,10 +1,10 @@
 """Spatial self-attention (per frame, over all pixels) and temporal attention (per pixel, over frames).
 
 ARCHITECTURE §3.6 and §3.8. Spatial attention goes through
-``torch.nn.functional.scaled_dot_product_attention`` so GPUs get flash / cuDNN kernels; with
-``HEALDA_SDPA=fa3`` bf16 inference on Hopper uses FlashAttention-3's forward kernel instead (the optional
-``fa3-fwd`` package), which takes head width 96 without padding it to 128 and reads q, k, v in their
-(sequence, head, channel) layout; anything it cannot take falls back to SDPA.
+``torch.nn.functional.scaled_dot_product_attention`` so GPUs get flash / cuDNN kernels; bf16 inference on
+Hopper uses FlashAttention-3's forward kernel instead when the optional ``fa3-fwd`` package is installed
+(``HEALDA_SDPA``, :func:`resolve_sdpa`): it takes head width 96 without padding it to 128 and reads q, k, v in
+their (sequence, head, channel) layout; anything it cannot take falls back to SDPA.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from jaxtyping import Float
 from torch import Tensor, nn
 
-from healda_core.model.compile_policy import compile_wanted
+from healda_core.model.compile_policy import compile_options, compile_wanted
 from healda_core.model.embed import apply_rope
 
 _PRIORITIES = {
@@ -32,28 +32,42 @@ _PRIORITIES = {
 _FA3_FN = None  # FlashAttention-3's forward while sdpa_priority selects it (global: compiled code guards it)
 
 
+def resolve_sdpa(choice: str, major: int, fa3_installed) -> str:
+    """The backend choice ``fa3``, ``cudnn``, ``flash`` or ``default`` for ``HEALDA_SDPA=choice`` on a CUDA GPU
+    of compute capability ``major``.x; ``fa3_installed()`` says whether FlashAttention-3 imports.
+
+    ``auto``: FlashAttention-3 on Hopper (9.x) when installed (measured fastest, docs/benchmarks.md), else cuDNN
+    first on ≥ 9.0, else PyTorch's order. ``fa3`` off Hopper means cuDNN first; unknown values, PyTorch's order.
+    """
+    if choice == "auto":
+        choice = "fa3" if major == 9 and fa3_installed() else ("cudnn" if major >= 9 else "default")
+    if choice == "fa3" and major != 9:
+        choice = "cudnn"
+    return choice if choice in _PRIORITIES else "default"
+
+
 @contextlib.contextmanager
 def sdpa_priority(x: Tensor) -> Iterator[None]:
-    """Context that chooses the spatial-attention kernels for tensors like ``x`` (``HEALDA_SDPA``).
-
-    ``cudnn`` (default on CUDA GPUs of compute capability ≥ 9.0, where cuDNN's Hopper attention kernels are
-    the fastest measured for the spatial attention, docs/benchmarks.md), ``flash`` (PyTorch's FlashAttention-2
-    first), ``default`` (PyTorch's own order) or ``fa3``: FlashAttention-3's forward for bf16 inference on
-    compute capability 9.x when the optional ``fa3-fwd`` package imports (cuDNN first otherwise, and for
-    anything needing gradients). Backends that cannot take an input are skipped by PyTorch.
-    """
+    """Context that chooses the spatial-attention kernels for tensors like ``x`` (``HEALDA_SDPA``, see
+    :func:`resolve_sdpa`). With ``fa3``, bf16 inference runs FlashAttention-3's forward (the optional
+    ``fa3-fwd`` package) and everything else (gradients, fp32) cuDNN first. Backends that cannot take an input
+    are skipped by PyTorch."""
     global _FA3_FN
-    choice = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
-    if x.is_cuda and choice == "auto":
-        choice = "cudnn" if torch.cuda.get_device_capability(x.device)[0] >= 9 else "default"
-    if not x.is_cuda or choice not in _PRIORITIES:  # "default" (or unknown): PyTorch's own order
+    if not x.is_cuda:
+        yield
+        return
+    requested = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
+    choice = resolve_sdpa(requested, torch.cuda.get_device_capability(x.device)[0], lambda: _fa3_func() is not None)
+    if choice == "default":
         yield
         return
     from torch.nn.attention import SDPBackend, sdpa_kernel
 
     prev = _FA3_FN
-    if choice == "fa3" and torch.cuda.get_device_capability(x.device)[0] == 9:
+    if choice == "fa3":
         _FA3_FN = _fa3_func()
+        if _FA3_FN is None and requested == "fa3":
+            _warn_fa3_missing()
     try:
         with sdpa_kernel([getattr(SDPBackend, n) for n in _PRIORITIES[choice]], set_priority=True):
             yield
@@ -67,10 +81,18 @@ def _fa3_func():
     try:
         from fa3_fwd_interface import flash_attn_func
     except Exception as exc:  # noqa: BLE001 - not installed, or built for another torch/CUDA: SDPA instead
-        warnings.warn(f"HEALDA_SDPA=fa3: FlashAttention-3 unavailable ({type(exc).__name__}: {exc}); "
-                      "using SDPA", stacklevel=4)
+        _FA3_ERROR.append(f"{type(exc).__name__}: {exc}")
         return None
     return flash_attn_func
+
+
+_FA3_ERROR: list[str] = []
+
+
+@functools.lru_cache(maxsize=1)
+def _warn_fa3_missing() -> None:
+    warnings.warn(f"HEALDA_SDPA=fa3: FlashAttention-3 unavailable ({_FA3_ERROR[-1] if _FA3_ERROR else '?'}); "
+                  "using SDPA", stacklevel=4)
 
 
 class RmsNorm(nn.Module):
@@ -208,4 +230,4 @@ def _compile_enabled() -> bool:
 def _compiled_core():
     """``torch.compile`` of :func:`_temporal_core` (fuses RoPE, scores and the weighted sum on GPUs, as the
     reference does); ``HEALDA_COMPILE=0`` keeps it eager."""
-    return torch.compile(_temporal_core, dynamic=False)
+    return torch.compile(_temporal_core, dynamic=False, options=compile_options())

@@ -14,7 +14,7 @@ from jaxtyping import Float
 from torch import Tensor, nn
 
 from healda_core.model.attention import SpatialSelfAttention, TemporalAttention, sdpa_priority
-from healda_core.model.compile_policy import compile_wanted
+from healda_core.model.compile_policy import compile_options, compile_wanted
 from healda_core.model.embed import EDMConditionEmbedder, RotaryEmbedding1DTables
 
 
@@ -180,7 +180,8 @@ def _compiled_regions() -> tuple:
     """``torch.compile`` of :func:`_block_pre` and :func:`_block_post`: fuses LayerNorm, modulation, q/k
     RMSNorm, RoPE, gating and residual adds around the GEMMs and SDPA. Blocks share the compiled code
     (module parameters are graph inputs), so a model compiles each region once."""
-    return torch.compile(_block_pre, dynamic=False), torch.compile(_block_post, dynamic=False)
+    opts = compile_options()
+    return torch.compile(_block_pre, dynamic=False, options=opts), torch.compile(_block_post, dynamic=False, options=opts)
 
 
 class VideoDiT(nn.Module):
@@ -229,10 +230,11 @@ class VideoDiT(nn.Module):
     def compile_blocks(self, **kwargs) -> None:
         """``torch.compile`` every block in place (state_dict keys unchanged). Blocks share the compiled code
         (parameters are graph inputs), checkpointing included, and the ragged cross-attention op is traced into
-        the graph; ``kwargs`` go to :meth:`torch.nn.Module.compile`."""
+        the graph; ``kwargs`` go to :meth:`torch.nn.Module.compile` (``options`` default: ``HEALDA_COMPILE=tuned``'s)."""
         from healda_core.model.ragged import kernel_impl
 
         kernel_impl()
+        kwargs.setdefault("options", compile_options())
         for block in self.blocks:
             block.compile(**kwargs)
 

@@ -218,3 +218,18 @@ def test_schedule_reused_only_for_the_same_unmodified_cu():
     assert op._schedule_segments(other)[0] is not a and torch.equal(op._schedule_segments(other)[0], a)
     other[1:] = counts_to_cu_seqlens(torch.tensor([9, 1, 1, 0]))[1:].to(DEVICE, torch.int32)  # in place
     assert op._schedule_segments(other)[0].tolist() == [0, 1, 2, 3]
+
+
+def test_inference_mode_inputs_are_scheduled_every_call():
+    """A ``cu`` created under ``torch.inference_mode`` has no version counter: the call must work (it raised
+    before) and never reuse a schedule it cannot prove unchanged, even after an in-place edit."""
+    q, x, wk, wv, bv, cu, mx, _ = make([2, 7, 0, 4])
+    with torch.inference_mode():
+        cu_inf = cu.clone()
+        ref = ragged_attention_torch(q, x, wk, wv, bv, cu_inf, 0.25)
+        out = op.pixel_attention(q, x, wk, wv, bv, cu_inf, mx, 0.25)
+        assert rel_err(out, ref) < 1e-5
+        a = op._schedule_segments(cu_inf)[0]
+        assert op._schedule_segments(cu_inf)[0] is not a and a.tolist() == [1, 3, 0, 2]
+        cu_inf[1:] = counts_to_cu_seqlens(torch.tensor([9, 1, 1, 0]))[1:].to(cu_inf)  # in place
+        assert op._schedule_segments(cu_inf)[0].tolist() == [0, 1, 2, 3]

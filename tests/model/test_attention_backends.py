@@ -107,3 +107,37 @@ def test_both_paths_trace_in_one_graph(monkeypatch, fa3):
     assert torch.equal(out, sdpa_out) != fa3
     if fa3:
         assert torch.equal(out, m.proj.bias.expand_as(out))
+
+
+@pytest.mark.parametrize("choice, major, installed, expected", [
+    ("auto", 9, True, "fa3"),        # Hopper with the optional package: FlashAttention-3
+    ("auto", 9, False, "cudnn"),     # Hopper without it: cuDNN first
+    ("auto", 10, True, "cudnn"),     # the fa3-fwd kernels are built for 9.x only
+    ("auto", 8, True, "default"),    # Ampere: PyTorch's own order
+    ("fa3", 8, True, "cudnn"),
+    ("fa3", 9, False, "fa3"),        # asked for: sdpa_priority warns and runs SDPA (cuDNN first)
+    ("flash", 9, True, "flash"),
+    ("bogus", 9, True, "default"),
+])
+def test_resolve_sdpa(choice, major, installed, expected):
+    asked = []
+
+    def fa3_installed():
+        asked.append(1)
+        return installed
+
+    assert A.resolve_sdpa(choice, major, fa3_installed) == expected
+    if choice != "auto" or major != 9:
+        assert not asked  # the package is imported only where auto could pick it
+
+
+def test_compile_options_follow_healda_compile(monkeypatch):
+    from healda_core.model.compile_policy import compile_options, compile_wanted
+
+    monkeypatch.setenv("HEALDA_COMPILE", "tuned")
+    assert compile_wanted() and compile_options() == {"coordinate_descent_tuning": True}
+    for value in ("1", "0"):
+        monkeypatch.setenv("HEALDA_COMPILE", value)
+        assert compile_options() is None
+    monkeypatch.delenv("HEALDA_COMPILE")
+    assert compile_options() is None
