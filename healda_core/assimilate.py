@@ -30,7 +30,7 @@ from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolat
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
 from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
-from healda_core.model.compile_policy import inference_compile
+from healda_core.model.compile_policy import inference_compile, whole_blocks_wanted
 
 
 @dataclass
@@ -212,6 +212,8 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     mine = items[dist.rank::dist.world_size]
     model = build_model(ck, device=dev)
     del ck
+    if dev.type == "cuda" and whole_blocks_wanted():
+        model.dit.compile_blocks()
     log(f"checkpoint {Path(ckpt).name}: {sum(p.numel() for p in model.parameters()):,} parameters on {dev}; "
         f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world_size}: {len(mine)}" if dist.world_size > 1 else ""))
 

@@ -1,7 +1,8 @@
 """When the model compiles parts of itself with ``torch.compile`` (CUDA only; see README "GPU switches").
 
 ``HEALDA_COMPILE`` always wins (``1``/``0``; ``tuned`` = on, with Inductor's coordinate-descent tuning of the
-fused kernels: ~20 s more compilation once, ~13 ms less per 1.5 B forward on an H200). Without it, training (autograd on) compiles, and inference
+fused kernels: ~20 s more compilation once, ~13 ms less per 1.5 B forward on an H200; ``assimilate`` then
+compiles whole blocks, see :func:`whole_blocks_wanted`). Without it, training (autograd on) compiles, and inference
 follows the innermost :func:`inference_compile` (default: compile). ``assimilate`` turns compilation off
 when too few forwards follow to repay it.
 """
@@ -44,3 +45,10 @@ def compile_options() -> dict | None:
     if os.environ.get("HEALDA_COMPILE", "").strip().lower() == "tuned":
         return {"coordinate_descent_tuning": True}
     return None
+
+
+def whole_blocks_wanted() -> bool:
+    """``HEALDA_COMPILE=tuned``: inference compiles whole blocks (:meth:`VideoDiT.compile_blocks`, one graph for
+    every observation count) instead of each block's two dense regions: 992 vs 995 ms per 1.5 B forward on an
+    H200 with FlashAttention-3, 1.1 GiB less memory (docs/benchmarks.md, session 7)."""
+    return os.environ.get("HEALDA_COMPILE", "").strip().lower() == "tuned"

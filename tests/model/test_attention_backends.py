@@ -132,12 +132,12 @@ def test_resolve_sdpa(choice, major, installed, expected):
 
 
 def test_compile_options_follow_healda_compile(monkeypatch):
-    from healda_core.model.compile_policy import compile_options, compile_wanted
+    from healda_core.model.compile_policy import compile_options, compile_wanted, whole_blocks_wanted
 
     monkeypatch.setenv("HEALDA_COMPILE", "tuned")
-    assert compile_wanted() and compile_options() == {"coordinate_descent_tuning": True}
+    assert compile_wanted() and compile_options() == {"coordinate_descent_tuning": True} and whole_blocks_wanted()
     for value in ("1", "0"):
         monkeypatch.setenv("HEALDA_COMPILE", value)
-        assert compile_options() is None
+        assert compile_options() is None and not whole_blocks_wanted()
     monkeypatch.delenv("HEALDA_COMPILE")
-    assert compile_options() is None
+    assert compile_options() is None and not whole_blocks_wanted()
