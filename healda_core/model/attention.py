@@ -127,6 +127,7 @@ class MultiHeadSelfAttention(nn.Module):
         if dim % num_heads:
             raise ValueError(f"hidden_size {dim} is not divisible by num_heads {num_heads}")
         self.num_heads, self.head_dim = num_heads, dim // num_heads
+        self.fa3_width = self.head_dim % 8 == 0 and self.head_dim <= 256  # what FlashAttention-3 takes
         self.qkv = nn.Linear(dim, 3 * dim, bias=True)
         self.q_norm = _qk_norm(qk_norm_type, self.head_dim, qk_norm_affine)
         self.k_norm = _qk_norm(qk_norm_type, self.head_dim, qk_norm_affine)
@@ -136,7 +137,7 @@ class MultiHeadSelfAttention(nn.Module):
         n, s, d = x.shape
         qkv = self.qkv(x).view(n, s, 3, self.num_heads, self.head_dim)
         fa3 = _FA3_FN
-        if fa3 is not None and qkv.dtype == torch.bfloat16 and not torch.is_grad_enabled():
+        if fa3 is not None and qkv.dtype == torch.bfloat16 and not torch.is_grad_enabled() and self.fa3_width:
             q, k, v = qkv.unbind(2)  # (n, s, heads, hd) views: no transposes, v not copied
             q, k = self.q_norm(q).to(v.dtype), self.k_norm(k).to(v.dtype)
             return self.proj(fa3(q, k, v).reshape(n, s, d))

@@ -16,14 +16,14 @@ def _bshd_attention(q, k, v):
 
 def _module(seed=0):
     torch.manual_seed(seed)
-    return A.MultiHeadSelfAttention(48, 4).to(torch.bfloat16)
+    return A.MultiHeadSelfAttention(64, 4).to(torch.bfloat16)  # head width 16: one FlashAttention-3 takes
 
 
 def test_fa3_path_matches_sdpa_path(monkeypatch):
     """With an FA3 function in place (a PyTorch stand-in here), bf16 inference takes the (n, s, heads, hd) route
     with no transposes; its output must equal the SDPA route's."""
     m = _module()
-    x = torch.randn(2, 37, 48).to(torch.bfloat16)
+    x = torch.randn(2, 37, 64).to(torch.bfloat16)
     calls = []
 
     def fake_fa3(q, k, v):
@@ -34,30 +34,32 @@ def test_fa3_path_matches_sdpa_path(monkeypatch):
         ref = m(x)
         monkeypatch.setattr(A, "_FA3_FN", fake_fa3)
         out = m(x)
-    assert calls and calls[0][0] == (2, 37, 4, 12)
-    assert calls[0][1][-1] == 1 and calls[0][1][1] == 3 * 48  # v is a view into the qkv output, not a copy
+    assert calls and calls[0][0] == (2, 37, 4, 16)
+    assert calls[0][1][-1] == 1 and calls[0][1][1] == 3 * 64  # v is a view into the qkv output, not a copy
     torch.testing.assert_close(out, ref, atol=2e-2, rtol=2e-2)  # bf16 outputs of two summation orders
     assert (out.float() - ref.float()).abs().max() <= 2e-2 * ref.float().abs().max()
 
 
-def test_fa3_path_not_taken_for_gradients_or_fp32(monkeypatch):
-    """The FA3 package is forward-only: training (gradients) and non-bf16 inputs stay on SDPA."""
+def test_fa3_path_not_taken_for_gradients_fp32_or_odd_widths(monkeypatch):
+    """The FA3 package is forward-only: training (gradients), non-bf16 inputs and head widths it does not take
+    (not a multiple of 8, or above 256) stay on SDPA."""
     m = _module()
 
     def boom(q, k, v):
         raise AssertionError("FA3 path taken")
 
     monkeypatch.setattr(A, "_FA3_FN", boom)
-    x = torch.randn(1, 9, 48).to(torch.bfloat16)
+    x = torch.randn(1, 9, 64).to(torch.bfloat16)
     m(x).float().sum().backward()  # grad enabled: SDPA
     with torch.no_grad():
-        A.MultiHeadSelfAttention(48, 4)(torch.randn(1, 9, 48))  # fp32: SDPA
+        A.MultiHeadSelfAttention(64, 4)(x.float())  # fp32: SDPA
+        A.MultiHeadSelfAttention(40, 4).to(torch.bfloat16)(x[..., :40])  # head width 10: FA3 needs a multiple of 8
 
 
 def test_fa3_requested_on_cpu_falls_back_to_sdpa(monkeypatch):
     """HEALDA_SDPA=fa3 off CUDA changes nothing: same result, FA3 never selected."""
     m = _module()
-    x = torch.randn(1, 11, 48).to(torch.bfloat16)
+    x = torch.randn(1, 11, 64).to(torch.bfloat16)
     with torch.no_grad():
         ref = m(x)
         monkeypatch.setenv("HEALDA_SDPA", "fa3")
@@ -94,7 +96,7 @@ def test_both_paths_trace_in_one_graph(monkeypatch, fa3):
     (``fullgraph=True``) and take the same route as eager. The FA3 stand-in returns zeros, so its route is
     recognisable (the output is then proj's bias alone)."""
     m = _module()
-    x = torch.randn(2, 21, 48).to(torch.bfloat16)
+    x = torch.randn(2, 21, 64).to(torch.bfloat16)
     with torch.no_grad():
         sdpa_out = m(x)
     if fa3:
