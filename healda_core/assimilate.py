@@ -30,6 +30,7 @@ from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolat
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
 from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
+from healda_core.model.attention import spatial_attention_backend
 from healda_core.model.compile_policy import inference_compile, whole_blocks_wanted
 
 
@@ -50,6 +51,16 @@ class AssimilateResult:
 # Compiling the block regions costs ~8 s once per process on an H200 and saves ~0.5 s per 1.5 B forward
 # (docs/benchmarks.md), so assimilate compiles only when at least this many forwards follow (HEALDA_COMPILE wins).
 COMPILE_MIN_FORWARDS = 16
+
+
+def _compile_mode(dev: torch.device) -> str:
+    """How the forward will be compiled, in words (``HEALDA_COMPILE``; regions only with ≥ 16 forwards)."""
+    env = os.environ.get("HEALDA_COMPILE", "").strip().lower()
+    if dev.type != "cuda" or env in ("0", "off", "false", "no"):
+        return "none"
+    if env == "tuned":
+        return "whole blocks, coordinate-descent tuned"
+    return "block regions" if env else f"block regions when >= {COMPILE_MIN_FORWARDS} forwards follow"
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -214,6 +225,7 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     del ck
     if dev.type == "cuda" and whole_blocks_wanted():
         model.dit.compile_blocks()
+    log(f"spatial attention: {spatial_attention_backend(dev)}; compilation: {_compile_mode(dev)}")
     log(f"checkpoint {Path(ckpt).name}: {sum(p.numel() for p in model.parameters()):,} parameters on {dev}; "
         f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world_size}: {len(mine)}" if dist.world_size > 1 else ""))
 

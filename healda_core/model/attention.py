@@ -46,6 +46,19 @@ def resolve_sdpa(choice: str, major: int, fa3_installed) -> str:
     return choice if choice in _PRIORITIES else "default"
 
 
+def spatial_attention_backend(device: torch.device) -> str:
+    """What bf16 inference on ``device`` runs the spatial attention on, in words (for logs): FlashAttention-3,
+    cuDNN first, FlashAttention-2 first, or PyTorch's choice."""
+    if device.type != "cuda":
+        return "PyTorch SDPA"
+    requested = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
+    choice = resolve_sdpa(requested, torch.cuda.get_device_capability(device)[0], lambda: _fa3_func() is not None)
+    if choice == "fa3" and _fa3_func() is None:
+        choice = "cudnn"
+    return {"fa3": "FlashAttention-3", "cudnn": "SDPA, cuDNN first", "flash": "SDPA, FlashAttention-2 first"}.get(
+        choice, "PyTorch SDPA")
+
+
 @contextlib.contextmanager
 def sdpa_priority(x: Tensor) -> Iterator[None]:
     """Context that chooses the spatial-attention kernels for tensors like ``x`` (``HEALDA_SDPA``, see

@@ -85,6 +85,15 @@ def test_analysis_file_is_cf_healpix_nest(work, monkeypatch):
     assert ds.t.encoding["zlib"] and ds.t.encoding["shuffle"]
 
 
+def test_verbose_says_what_ran(work):
+    out = work["dir"] / "verbose.nc"
+    res = runner.invoke(app, ["-v", "assimilate", str(work["packed"]), "--ckpt", str(work["ckpt"]), "--static",
+                              str(work["static"]), "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "spatial attention: PyTorch SDPA; compilation: none" in res.stderr
+    assert res.stdout.strip() == str(out)  # stdout carries only the path
+
+
 def test_frames_asked_for(work):
     out = work["dir"] / "all.nc"
     _ok("assimilate", work["packed"], "--ckpt", work["ckpt"], "--static", work["static"], "-o", out, "--all-frames")

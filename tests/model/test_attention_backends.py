@@ -143,3 +143,17 @@ def test_compile_options_follow_healda_compile(monkeypatch):
         assert compile_options() is None and not whole_blocks_wanted()
     monkeypatch.delenv("HEALDA_COMPILE")
     assert compile_options() is None and not whole_blocks_wanted()
+
+
+def test_compile_mode_in_words(monkeypatch):
+    from healda_core.assimilate import _compile_mode
+
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    monkeypatch.delenv("HEALDA_COMPILE", raising=False)
+    assert _compile_mode(cuda) == "block regions when >= 16 forwards follow" and _compile_mode(cpu) == "none"
+    monkeypatch.setenv("HEALDA_COMPILE", "tuned")
+    assert _compile_mode(cuda) == "whole blocks, coordinate-descent tuned" and _compile_mode(cpu) == "none"
+    monkeypatch.setenv("HEALDA_COMPILE", "0")
+    assert _compile_mode(cuda) == "none"
+    monkeypatch.setenv("HEALDA_COMPILE", "1")
+    assert _compile_mode(cuda) == "block regions"
