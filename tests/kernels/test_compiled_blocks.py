@@ -17,17 +17,22 @@ from tests.kernels.conftest import DEVICE
 from tests.model.helpers import context_of, random_batch, tiny_config
 
 
+def _eager_reference(monkeypatch, seed: int) -> HealDA:
+    """A tiny model with every parameter random, on DEVICE, that compiles nothing itself; compile counters reset."""
+    monkeypatch.setenv("HEALDA_COMPILE", "0")
+    torch._dynamo.reset()
+    counters.clear()
+    torch.manual_seed(seed)
+    ref = HealDA(**tiny_config())
+    randomize_zero_params(ref)
+    return ref.to(DEVICE)
+
+
 def test_compiled_checkpointed_blocks_one_graph_and_eager_results(monkeypatch):
     # the eager reference must not compile anything itself: on CUDA its temporal attention would otherwise run
     # through torch.compile (a second graph in the counters; seen on the H200, session 4). The blocks of
     # `model` are compiled by compile_blocks() whatever HEALDA_COMPILE says.
-    monkeypatch.setenv("HEALDA_COMPILE", "0")
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(0)
-    ref = HealDA(**tiny_config()).train()
-    randomize_zero_params(ref)
-    ref = ref.to(DEVICE)
+    ref = _eager_reference(monkeypatch, seed=0).train()
     model = apply_activation_checkpointing(copy.deepcopy(ref), "selective")
     model.dit.compile_blocks()
     assert list(model.state_dict()) == list(ref.state_dict())
@@ -51,13 +56,7 @@ def test_compiled_checkpointed_blocks_one_graph_and_eager_results(monkeypatch):
 def test_compiled_blocks_inference_matches_eager_with_one_graph(monkeypatch):
     """What ``HEALDA_COMPILE=tuned`` makes ``assimilate`` run: whole blocks compiled, no autograd, the kernel op
     inside the graph. Outputs equal the eager model's for two observation counts, traced once."""
-    monkeypatch.setenv("HEALDA_COMPILE", "0")  # the eager reference compiles nothing itself
-    torch._dynamo.reset()
-    counters.clear()
-    torch.manual_seed(1)
-    ref = HealDA(**tiny_config()).eval()
-    randomize_zero_params(ref)
-    ref = ref.to(DEVICE)
+    ref = _eager_reference(monkeypatch, seed=1).eval()
     model = copy.deepcopy(ref)
     model.dit.compile_blocks()
     for seed, n_obs in ((2, 180), (3, 95)):
