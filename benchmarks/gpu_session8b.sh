@@ -11,3 +11,9 @@ lab pa "TILE_K=32,num_warps=4,num_stages=3,PROGS_PER_SM=8,KV=2"
 lab pa "TILE_K=32,num_warps=4,num_stages=2,PROGS_PER_SM=16,KV=2"
 lab pa "TILE_K=32,num_warps=4,num_stages=3,PROGS_PER_SM=16,KV=1"
 python3 benchmarks/lab_table.py "$OUT/lab.log"
+# FiLM backward: how much of its 6.86 ms kernel time (10 M rows) are the 280 M relaxed atomic adds of the
+# embedding gradients? Deterministic mode stores per-row gradients instead (DEMB_ROWS: ~1.1 GB of plain stores,
+# reduced on the host): compare `_film_bwd_kernel` in the two profiles.
+HEALDA_KERNEL_OVERRIDE="num_warps=8,BLOCK_M=128,num_stages=1,PROGS_PER_SM=4" timeout 60 \
+  python3 benchmarks/kernel_lab.py --ops film --profile --deterministic >> "$OUT/lab_det.log" 2>&1
+echo "film deterministic rc=$?"; grep -E "_film_bwd_kernel|fwdbwd" "$OUT/lab_det.log" | head -5 | cut -c1-300
