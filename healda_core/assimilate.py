@@ -31,7 +31,7 @@ from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
 from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
 from healda_core.model.attention import spatial_attention_backend
-from healda_core.model.compile_policy import inference_compile, whole_blocks_wanted
+from healda_core.model.compile_policy import OFF, compile_env, inference_compile, whole_blocks_wanted
 
 
 @dataclass
@@ -55,12 +55,12 @@ COMPILE_MIN_FORWARDS = 16
 
 def _compile_mode(dev: torch.device) -> str:
     """How the forward will be compiled, in words (``HEALDA_COMPILE``; regions only with ≥ 16 forwards)."""
-    env = os.environ.get("HEALDA_COMPILE", "").strip().lower()
-    if dev.type != "cuda" or env in ("0", "off", "false", "no"):
+    env = compile_env()
+    if dev.type != "cuda" or env in OFF:
         return "none"
-    if env == "tuned":
+    if whole_blocks_wanted():
         return "whole blocks, coordinate-descent tuned"
-    return "block regions" if env else f"block regions when >= {COMPILE_MIN_FORWARDS} forwards follow"
+    return "block regions" if env is not None else f"block regions when >= {COMPILE_MIN_FORWARDS} forwards follow"
 
 
 def _sha256(path: str | os.PathLike) -> str:

@@ -46,15 +46,17 @@ def resolve_sdpa(choice: str, major: int, fa3_installed) -> str:
     return choice if choice in _PRIORITIES else "default"
 
 
+def _choice(device: torch.device) -> tuple[str, str]:
+    """(``HEALDA_SDPA`` as asked, the backend choice on this CUDA ``device``); ``fa3`` only when it imports."""
+    requested = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
+    choice = resolve_sdpa(requested, torch.cuda.get_device_capability(device)[0], lambda: _fa3_func() is not None)
+    return requested, ("cudnn" if choice == "fa3" and _fa3_func() is None else choice)
+
+
 def spatial_attention_backend(device: torch.device) -> str:
     """What bf16 inference on ``device`` runs the spatial attention on, in words (for logs): FlashAttention-3,
     cuDNN first, FlashAttention-2 first, or PyTorch's choice."""
-    if device.type != "cuda":
-        return "PyTorch SDPA"
-    requested = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
-    choice = resolve_sdpa(requested, torch.cuda.get_device_capability(device)[0], lambda: _fa3_func() is not None)
-    if choice == "fa3" and _fa3_func() is None:
-        choice = "cudnn"
+    choice = _choice(device)[1] if device.type == "cuda" else "default"
     return {"fa3": "FlashAttention-3", "cudnn": "SDPA, cuDNN first", "flash": "SDPA, FlashAttention-2 first"}.get(
         choice, "PyTorch SDPA")
 
@@ -69,8 +71,9 @@ def sdpa_priority(x: Tensor) -> Iterator[None]:
     if not x.is_cuda:
         yield
         return
-    requested = os.environ.get("HEALDA_SDPA", "auto").strip().lower()
-    choice = resolve_sdpa(requested, torch.cuda.get_device_capability(x.device)[0], lambda: _fa3_func() is not None)
+    requested, choice = _choice(x.device)
+    if requested == "fa3" and _fa3_func() is None:
+        _warn_fa3_missing()
     if choice == "default":
         yield
         return
@@ -79,8 +82,6 @@ def sdpa_priority(x: Tensor) -> Iterator[None]:
     prev = _FA3_FN
     if choice == "fa3":
         _FA3_FN = _fa3_func()
-        if _FA3_FN is None and requested == "fa3":
-            _warn_fa3_missing()
     try:
         with sdpa_kernel([getattr(SDPBackend, n) for n in _PRIORITIES[choice]], set_priority=True):
             yield

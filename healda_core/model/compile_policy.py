@@ -28,12 +28,21 @@ def inference_compile(enabled: bool) -> Iterator[None]:
         _INFERENCE.pop()
 
 
+OFF = ("0", "off", "false", "no")  # HEALDA_COMPILE values that turn compilation off
+
+
+def compile_env() -> str | None:
+    """``HEALDA_COMPILE``, stripped and lower-cased; None when unset."""
+    env = os.environ.get("HEALDA_COMPILE")
+    return None if env is None else env.strip().lower()
+
+
 def compile_wanted() -> bool:
     """``HEALDA_COMPILE`` if set; else True with autograd on; else the innermost :func:`inference_compile`
     (True outside any)."""
-    env = os.environ.get("HEALDA_COMPILE")
+    env = compile_env()
     if env is not None:
-        return env.strip().lower() not in ("0", "off", "false", "no")
+        return env not in OFF
     if torch.is_grad_enabled():
         return True
     return _INFERENCE[-1] if _INFERENCE else True
@@ -42,13 +51,11 @@ def compile_wanted() -> bool:
 def compile_options() -> dict | None:
     """Inductor options for the model's ``torch.compile`` calls: coordinate-descent tuning under
     ``HEALDA_COMPILE=tuned`` (results are cached by Inductor on disk, so later processes skip the tuning)."""
-    if os.environ.get("HEALDA_COMPILE", "").strip().lower() == "tuned":
-        return {"coordinate_descent_tuning": True}
-    return None
+    return {"coordinate_descent_tuning": True} if compile_env() == "tuned" else None
 
 
 def whole_blocks_wanted() -> bool:
     """``HEALDA_COMPILE=tuned``: inference compiles whole blocks (:meth:`VideoDiT.compile_blocks`, one graph for
     every observation count) instead of each block's two dense regions: 992 vs 995 ms per 1.5 B forward on an
     H200 with FlashAttention-3, 1.1 GiB less memory (docs/benchmarks.md, session 7)."""
-    return os.environ.get("HEALDA_COMPILE", "").strip().lower() == "tuned"
+    return compile_env() == "tuned"
