@@ -65,11 +65,11 @@ class HeadPlan:
 
 
 def plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
-    """Validate a head layout and choose the phase split (memoised for plain ints; see :func:`_plan_heads`)."""
+    """Validate a head layout and choose the phase split (memoised in eager mode; see :func:`_plan_heads`)."""
     args = (n_q, n_kv, d, f, rows_cap)
-    if all(type(a) is int or a is None for a in args):  # not SymInts (torch.compile tracing)
-        return _plan_cached(*args)
-    return _plan_heads(*args)
+    if torch.compiler.is_compiling():  # traced once per graph; Dynamo warns about lru_cache and may see SymInts
+        return _plan_heads(*args)
+    return _plan_cached(*args)
 
 
 def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
