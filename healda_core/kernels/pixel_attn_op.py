@@ -67,8 +67,8 @@ class HeadPlan:
 def plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
     """Validate a head layout and choose the phase split (memoised in eager mode; see :func:`_plan_heads`)."""
     args = (n_q, n_kv, d, f, rows_cap)
-    if torch.compiler.is_compiling():  # traced once per graph; Dynamo warns about lru_cache and may see SymInts
-        return _plan_heads(*args)
+    if torch.compiler.is_compiling() or not all(type(a) is int or a is None for a in args):
+        return _plan_heads(*args)  # traced (Dynamo warns about lru_cache) or SymInts (fake/symbolic tracing)
     return _plan_cached(*args)
 
 

@@ -178,3 +178,26 @@ def test_output_exists_needs_overwrite(work):
     out.write_text("keep")
     res = _assimilate(work, out)
     assert res.exit_code == 2 and out.read_text() == "keep"
+
+
+def test_inductor_tf32_hint_is_silenced(work, monkeypatch):
+    """float32 matmuls stay exact on purpose: Inductor's TF32 hint is not shown; other warnings still are."""
+    import warnings
+
+    import healda_core.assimilate as core
+
+    real = core.assimilate
+
+    def noisy(*a, **k):
+        warnings.warn("TensorFloat32 tensor cores for float32 matrix multiplication available but not enabled.")
+        warnings.warn("something else")
+        return real(*a, **k)
+
+    monkeypatch.setattr(core, "assimilate", noisy)
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        res = _assimilate(work, work["dir"] / "quiet.nc")
+    assert res.exit_code == 0, res.output
+    messages = [str(w.message) for w in seen]
+    assert "something else" in messages
+    assert not [m for m in messages if "TensorFloat32" in m]
