@@ -67,7 +67,8 @@ def _pa_fwd_kernel(
 ):
     """Persistent over pixels when launched with fewer programs than pixels (program i takes pixels
     i, i + grid, …, largest first): the weight tiles are loaded once per program, not once per pixel.
-    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other.
+    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other, and
+    after them the number of leading slots to attend over: the empty pixels after those only get zeros.
 
     Rows stay in their natural (BLOCK_Q × D_PAD) layout; the one or two kv heads of a launch (NKV_P ≤ 2)
     project their own rows with row-masked products. Offsets are int32 tiles on int64 base pointers, and
@@ -92,6 +93,16 @@ def _pa_fwd_kernel(
         f_ok = fj < F_PAD
     else:
         f_ok = fj < F
+    q_loc = (row0 + ri)[:, None] * d + cj[None, :]  # int32 (n_q·d per pixel)
+    q_mask = row_ok[:, None] & c_ok[None, :]
+    n_work = tl.load(SEG + 2 * n_pix)  # schedule slots [0, n_work) hold every non-empty pixel, the rest are empty
+    # empty pixels first (a third of a real window's): zeros, no loads, no products
+    for it in range(n_work + pid, n_pix, nprog):
+        pix = tl.load(ORDER + it).to(tl.int64)
+        tl.store(OUT + pix * n_q * d + q_loc, tl.zeros([BLOCK_Q, D_PAD], OUT.dtype.element_ty), mask=q_mask)
+        if WRITE_LSE:
+            tl.store(LSE + pix * n_q + row0 + ri, tl.zeros([BLOCK_Q], tl.float32), mask=row_ok)
+
     w_mask = c_ok[:, None] & f_ok[None, :]
     wk0 = _head_w(WK, head0, d, F, cj, fj, w_mask, sdt)
     wv0 = _head_w(WV, head0, d, F, cj, fj, w_mask, sdt)
@@ -106,10 +117,8 @@ def _pa_fwd_kernel(
         else:
             bias = b0[None, :] + tl.zeros([BLOCK_Q, D_PAD], tl.float32)
     tk = tl.arange(0, TILE_K)
-    q_loc = (row0 + ri)[:, None] * d + cj[None, :]  # int32 (n_q·d per pixel)
-    q_mask = row_ok[:, None] & c_ok[None, :]
 
-    for it in range(pid, n_pix, nprog):
+    for it in range(pid, n_work, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
         start = tl.load(SEG + 2 * it).to(tl.int64)
         n = tl.load(SEG + 2 * it + 1)

@@ -102,7 +102,9 @@ _plan_cached = functools.lru_cache(maxsize=256)(_plan_heads)
 
 
 # Defaults = the fastest launch settings of the session-5 sweeps on an H200 at 10 M tokens (docs/benchmarks.md):
-# forward kernel 0.83 ms at 4 warps, TILE_K 64, 3 stages, 8 programs per SM (0.88 ms at 2 warps/16 per SM);
+# forward kernel 0.83 ms at 4 warps, TILE_K 64, 3 stages, 8 programs per SM (0.88 ms at 2 warps/16 per SM); after
+# session 8's empty-pixel loop 0.748 ms there and 0.727 ms at 16 per SM (the default now: 16 per SM was ahead in
+# all three same-setting comparisons, sessions 7 and 8);
 # backward 2.69 ms at 2 warps, TILE_K 32, 3 stages, 32 programs per SM (2.92 ms at 16, 3.1 ms at 4); session 6:
 # both kv heads in one pass over the tokens (KV=2) 2.64 ms against 2.79 ms for one head per launch. The backward
 # stays at 2 warps: at 4 warps, TILE_K 64 and KV=2 the H200 gave wrong dW_v (scale-relative error 3.5e-2).
@@ -110,7 +112,7 @@ _plan_cached = functools.lru_cache(maxsize=256)(_plan_heads)
 FWD = Tuner("pixel_attn_fwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in
              [(64, 4, 3, 8), (64, 4, 3, 16), (32, 4, 3, 16), (64, 2, 3, 16), (32, 2, 3, 32), (64, 2, 2, 16)]],
-            dict(TILE_K=64, num_warps=4, num_stages=3, PROGS_PER_SM=8))
+            dict(TILE_K=64, num_warps=4, num_stages=3, PROGS_PER_SM=16))
 BWD = Tuner("pixel_attn_bwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp, KV=kv) for tk, w, s, pp, kv in
              [(32, 2, 3, 32, 2), (32, 2, 3, 16, 2), (32, 2, 2, 16, 2), (32, 2, 3, 32, 1), (32, 2, 3, 16, 1)]],
@@ -137,12 +139,12 @@ _LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order, segments)]: th
 
 def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
     """(order, segments): the pixel order, largest count first (stable), and (start, count) int32 pairs in
-    that order (2P,). Reused while the same ``cu`` tensor object is alive and unmodified (same content, same
+    that order followed by the number of non-empty pixels (2P + 1,). Reused while the same ``cu`` tensor object is alive and unmodified (same content, same
     order): the blocks of one forward share it, so only the first sorts. A ``cu`` made under
     ``torch.inference_mode`` has no version counter: its schedule is recomputed on every call."""
     if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
         order = torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
-        return order, _segments(cu, order)
+        return order, _segments(cu, order, None)
     tracked = not cu.is_inference()  # inference tensors have no version counter: never reused
     if tracked and _LAST_SCHEDULE:
         ref, version, order, seg = _LAST_SCHEDULE[0]
@@ -150,15 +152,20 @@ def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
             return order, seg
     counts = cu[1:] - cu[:-1]
     order = torch.argsort(counts, descending=True, stable=True).to(torch.int32)
-    seg = _segments(cu, order)
+    seg = _segments(cu, order, counts)
     if tracked:
         _LAST_SCHEDULE[:] = [(weakref.ref(cu), cu._version, order, seg)]
     return order, seg
 
 
-def _segments(cu: Tensor, order: Tensor) -> Tensor:
+def _segments(cu: Tensor, order: Tensor, counts: Tensor | None) -> Tensor:
+    """(start, count) int32 pairs in schedule order, then the number of leading slots the forward attends
+    over: the non-empty pixels when ``counts`` is given (the order puts them first), else every slot."""
     o = order.long()
-    return torch.stack([cu[o], cu[o + 1] - cu[o]], dim=1).to(torch.int32).reshape(-1)
+    pairs = torch.stack([cu[o], cu[o + 1] - cu[o]], dim=1).to(torch.int32).reshape(-1)
+    n = (counts > 0).sum(dtype=torch.int32).reshape(1) if counts is not None else \
+        torch.full((1,), order.shape[0], dtype=torch.int32, device=cu.device)
+    return torch.cat([pairs, n])
 
 
 def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, lse, scale):

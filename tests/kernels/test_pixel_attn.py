@@ -209,6 +209,16 @@ def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):
         op.pixel_attention(q, x, wk, wv, bv, cu, mx)  # autograd needed: the op (and its backward) is used
 
 
+def test_schedule_segments_end_with_the_nonempty_count(monkeypatch):
+    """(start, count) per slot, largest first, then how many leading slots the forward attends over."""
+    cu = counts_to_cu_seqlens(torch.tensor([2, 0, 7, 0, 4, 0])).to(DEVICE, torch.int32)
+    order, seg = op._schedule_segments(cu)
+    assert order.tolist() == [2, 4, 0, 1, 3, 5]
+    assert seg.tolist() == [2, 7, 9, 4, 0, 2, 2, 0, 9, 0, 13, 0, 3]
+    monkeypatch.setenv("HEALDA_PA_SCHEDULE", "natural")  # empty slots interleaved: attend over every slot
+    assert op._schedule_segments(cu)[1][-1].item() == 6
+
+
 def test_schedule_reused_only_for_the_same_unmodified_cu():
     cu = counts_to_cu_seqlens(torch.tensor([2, 7, 0, 4])).to(DEVICE, torch.int32)
     a = op._schedule_segments(cu)[0]
