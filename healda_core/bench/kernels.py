@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterable
 import numpy as np
 import torch
 
+from healda_core.kernels.tuning import event_ms
+
 PEAK_TFLOPS = 783.0
 PEAK_TBPS = 4.24
 LAYOUT = dict(n_q=64, n_kv=2, d=32, f=32)
@@ -39,12 +41,7 @@ def time_ms(fn: Callable[[], object], warmup: int = 2, reps: int = 10, max_ms: f
     times = []
     budget = max_ms
     for _ in range(reps):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
+        times.append(event_ms(fn))
         budget -= times[-1]
         if budget < 0 and len(times) >= 3:
             break

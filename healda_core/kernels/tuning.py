@@ -212,13 +212,18 @@ def time_ms(fn: Callable[[], object], reps: int = 5, budget_ms: float = 0.0) -> 
     fn()
     times = []
     while len(times) < reps or (budget_ms and len(times) < 25 and sum(times) < budget_ms):
-        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        s.record()
-        fn()
-        e.record()
-        e.synchronize()
-        times.append(s.elapsed_time(e))
+        times.append(event_ms(fn))
     return statistics.median(times)
+
+
+def event_ms(fn: Callable[[], object]) -> float:
+    """One call of ``fn`` between two CUDA events on the current stream, in ms (waits for the end event)."""
+    s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    s.record()
+    fn()
+    e.record()
+    e.synchronize()
+    return s.elapsed_time(e)
 
 
 def overrides() -> dict | None:
