@@ -139,9 +139,10 @@ _LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order, segments)]: th
 
 def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
     """(order, segments): the pixel order, largest count first (stable), and (start, count) int32 pairs in
-    that order followed by the number of non-empty pixels (2P + 1,). Reused while the same ``cu`` tensor object is alive and unmodified (same content, same
-    order): the blocks of one forward share it, so only the first sorts. A ``cu`` made under
-    ``torch.inference_mode`` has no version counter: its schedule is recomputed on every call."""
+    that order followed by the number of non-empty pixels (2P + 1,). Reused while the same ``cu`` tensor object
+    is alive and unmodified (same content, same order): the blocks of one forward share it, so only the first
+    sorts. A ``cu`` made under ``torch.inference_mode`` has no version counter: its schedule is recomputed on
+    every call."""
     if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
         order = torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
         return order, _segments(cu, order, None)
