@@ -67,9 +67,16 @@ class HeadPlan:
 def plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
     """Validate a head layout and choose the phase split (memoised in eager mode; see :func:`_plan_heads`)."""
     args = (n_q, n_kv, d, f, rows_cap)
-    if torch.compiler.is_compiling() or not all(type(a) is int or a is None for a in args):
-        return _plan_heads(*args)  # traced (Dynamo warns about lru_cache) or SymInts (fake/symbolic tracing)
-    return _plan_cached(*args)
+    return (_plan_cached if _memoisable(*args) else _plan_heads)(*args)
+
+
+def _memoisable(*vals) -> bool:
+    """True when ``vals`` (ints, None, shapes) may key an ``lru_cache``: not while Dynamo traces (it warns about
+    the cache wrapper) and no SymInts (fake/symbolic tracing, e.g. ``opcheck``, passes them outside Dynamo)."""
+    if torch.compiler.is_compiling():
+        return False
+    return all(v is None or type(v) is int or (isinstance(v, tuple) and all(type(e) is int for e in v))
+               for v in vals)
 
 
 def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None) -> HeadPlan:
@@ -349,7 +356,7 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
         (P, n_q, d) in q's dtype; rows of empty pixels are 0.
     """
     shapes = (q.shape, tokens.shape, w_k.shape, w_v.shape, None if b_v is None else b_v.shape, cu_seqlens_k.shape)
-    (_validate if torch.compiler.is_compiling() else _validate_cached)(*shapes)  # SymInts are not memoised
+    (_validate_cached if _memoisable(*shapes) else _validate)(*shapes)
     scale = 1.0 / math.sqrt(q.shape[2]) if scale is None else float(scale)
     if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]

@@ -56,6 +56,6 @@ def compile_options() -> dict | None:
 
 def whole_blocks_wanted() -> bool:
     """``HEALDA_COMPILE=tuned``: inference compiles whole blocks (:meth:`VideoDiT.compile_blocks`, one graph for
-    every observation count) instead of each block's two dense regions: 992 vs 995 ms per 1.5 B forward on an
-    H200 with FlashAttention-3, 1.1 GiB less memory (docs/benchmarks.md, session 7)."""
+    every observation count) instead of each block's two dense regions: 979–987 ms per 1.5 B forward on an H200
+    with FlashAttention-3 (regions: ~1,000 ms), 1.1 GiB less memory (docs/benchmarks.md, sessions 7–8)."""
     return compile_env() == "tuned"
