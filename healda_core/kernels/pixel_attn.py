@@ -67,8 +67,8 @@ def _pa_fwd_kernel(
 ):
     """Persistent over pixels when launched with fewer programs than pixels (program i takes pixels
     i, i + grid, …, largest first): the weight tiles are loaded once per program, not once per pixel.
-    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other, and
-    after them the number of leading slots to attend over: the empty pixels after those only get zeros.
+    SEG holds (start, count) per schedule slot, so a pixel's three index loads do not wait on each other; ORDER
+    ends with the number of leading slots to attend over: the empty pixels after those only get zeros.
 
     Rows stay in their natural (BLOCK_Q × D_PAD) layout; the one or two kv heads of a launch (NKV_P ≤ 2)
     project their own rows with row-masked products. Offsets are int32 tiles on int64 base pointers, and
@@ -95,7 +95,7 @@ def _pa_fwd_kernel(
         f_ok = fj < F
     q_loc = (row0 + ri)[:, None] * d + cj[None, :]  # int32 (n_q·d per pixel)
     q_mask = row_ok[:, None] & c_ok[None, :]
-    n_work = tl.load(SEG + 2 * n_pix)  # schedule slots [0, n_work) hold every non-empty pixel, the rest are empty
+    n_work = tl.load(ORDER + n_pix)  # schedule slots [0, n_work) hold every non-empty pixel, the rest are empty
     # empty pixels first (a third of a real window's): zeros, no loads, no products
     for it in range(n_work + pid, n_pix, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
@@ -213,7 +213,11 @@ def _pa_bwd_kernel(
         dbv1 = tl.zeros([D_PAD], tl.float32)
     tk = tl.arange(0, TILE_K)
 
-    for it in range(pid, n_pix, nprog):
+    n_work = tl.load(ORDER + n_pix)  # as in the forward: the empty pixels after n_work get dQ = 0 only
+    for it in range(n_work + pid, n_pix, nprog):
+        pix = tl.load(ORDER + it).to(tl.int64)
+        tl.store(DQ + pix * n_q * d + q_loc, tl.zeros([BLOCK_Q, D_PAD], DQ.dtype.element_ty), mask=q_mask)
+    for it in range(pid, n_work, nprog):
         pix = tl.load(ORDER + it).to(tl.int64)
         start = tl.load(CU + pix).to(tl.int64)
         n = tl.load(CU + pix + 1) - start.to(tl.int32)

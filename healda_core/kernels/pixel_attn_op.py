@@ -145,35 +145,39 @@ _LAST_SCHEDULE: list = []  # [(weakref to cu, cu._version, order, segments)]: th
 
 
 def _schedule_segments(cu: Tensor) -> tuple[Tensor, Tensor]:
-    """(order, segments): the pixel order, largest count first (stable), and (start, count) int32 pairs in
-    that order followed by the number of non-empty pixels (2P + 1,). Reused while the same ``cu`` tensor object
-    is alive and unmodified (same content, same order): the blocks of one forward share it, so only the first
-    sorts. A ``cu`` made under ``torch.inference_mode`` has no version counter: its schedule is recomputed on
-    every call."""
+    """(order, segments): the pixel order, largest count first (stable), followed by the number of non-empty
+    pixels (P + 1,), and (start, count) int32 pairs in that order (2P,). Reused while the same ``cu`` tensor
+    object is alive and unmodified (same content, same order): the blocks of one forward share it, so only the
+    first sorts. A ``cu`` made under ``torch.inference_mode`` has no version counter: its schedule is recomputed
+    on every call."""
     if os.environ.get("HEALDA_PA_SCHEDULE", "sorted") == "natural":
-        order = torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32)
-        return order, _segments(cu, order, None)
+        order = _with_count(torch.arange(cu.shape[0] - 1, device=cu.device, dtype=torch.int32), None)
+        return order, _segments(cu, order)
     tracked = not cu.is_inference()  # inference tensors have no version counter: never reused
     if tracked and _LAST_SCHEDULE:
         ref, version, order, seg = _LAST_SCHEDULE[0]
         if ref() is cu and cu._version == version:
             return order, seg
     counts = cu[1:] - cu[:-1]
-    order = torch.argsort(counts, descending=True, stable=True).to(torch.int32)
-    seg = _segments(cu, order, counts)
+    order = _with_count(torch.argsort(counts, descending=True, stable=True).to(torch.int32), counts)
+    seg = _segments(cu, order)
     if tracked:
         _LAST_SCHEDULE[:] = [(weakref.ref(cu), cu._version, order, seg)]
     return order, seg
 
 
-def _segments(cu: Tensor, order: Tensor, counts: Tensor | None) -> Tensor:
-    """(start, count) int32 pairs in schedule order, then the number of leading slots the forward attends
-    over: the non-empty pixels when ``counts`` is given (the order puts them first), else every slot."""
-    o = order.long()
-    pairs = torch.stack([cu[o], cu[o + 1] - cu[o]], dim=1).to(torch.int32).reshape(-1)
+def _segments(cu: Tensor, order: Tensor) -> Tensor:
+    """(start, count) int32 pairs in schedule order (2P,); ``order`` is (P + 1,) with the work count last."""
+    o = order[:-1].long()
+    return torch.stack([cu[o], cu[o + 1] - cu[o]], dim=1).to(torch.int32).reshape(-1)
+
+
+def _with_count(order: Tensor, counts: Tensor | None) -> Tensor:
+    """``order`` (P,) followed by the number of leading slots the kernels attend over: the non-empty pixels when
+    ``counts`` is given (largest-first puts them first), else every slot (the empty ones are zero-filled)."""
     n = (counts > 0).sum(dtype=torch.int32).reshape(1) if counts is not None else \
-        torch.full((1,), order.shape[0], dtype=torch.int32, device=cu.device)
-    return torch.cat([pairs, n])
+        torch.full((1,), order.shape[0], dtype=torch.int32, device=order.device)
+    return torch.cat([order, n])
 
 
 def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, lse, scale):
@@ -256,7 +260,7 @@ def _fwd_impl(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor |
 @torch.library.custom_op("healda::ragged_pixel_attn_fwd", mutates_args=())
 def pixel_attn_fwd(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
                    cu_seqlens_k: Tensor, max_seqlen_k: int, scale: float) -> tuple[Tensor, Tensor, Tensor]:
-    """(out (P, n_q, d) q.dtype, lse (P, n_q) fp32 log2-domain, order (P,) int32 schedule)."""
+    """(out (P, n_q, d) q.dtype, lse (P, n_q) fp32 log2-domain, order (P + 1,) int32 schedule + work count)."""
     return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)
 
 
@@ -265,7 +269,7 @@ def _(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale):
     _plan_of(q, tokens, w_k)
     p, n_q = q.shape[0], q.shape[1]
     return (q.new_empty(q.shape), q.new_empty((p, n_q), dtype=torch.float32),
-            q.new_empty((p,), dtype=torch.int32))
+            q.new_empty((p + 1,), dtype=torch.int32))
 
 
 @torch.library.custom_op("healda::ragged_pixel_attn_bwd", mutates_args=())

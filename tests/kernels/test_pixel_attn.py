@@ -219,25 +219,25 @@ def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):
         op.pixel_attention(q, x, wk, wv, bv, cu, mx)  # autograd needed: the op (and its backward) is used
 
 
-def test_schedule_segments_end_with_the_nonempty_count(monkeypatch):
-    """(start, count) per slot, largest first, then how many leading slots the forward attends over."""
+def test_schedule_order_ends_with_the_nonempty_count(monkeypatch):
+    """The order (largest first) then how many leading slots the kernels attend over; (start, count) per slot."""
     cu = counts_to_cu_seqlens(torch.tensor([2, 0, 7, 0, 4, 0])).to(DEVICE, torch.int32)
     order, seg = op._schedule_segments(cu)
-    assert order.tolist() == [2, 4, 0, 1, 3, 5]
-    assert seg.tolist() == [2, 7, 9, 4, 0, 2, 2, 0, 9, 0, 13, 0, 3]
+    assert order.tolist() == [2, 4, 0, 1, 3, 5, 3]
+    assert seg.tolist() == [2, 7, 9, 4, 0, 2, 2, 0, 9, 0, 13, 0]
     monkeypatch.setenv("HEALDA_PA_SCHEDULE", "natural")  # empty slots interleaved: attend over every slot
-    assert op._schedule_segments(cu)[1][-1].item() == 6
+    assert op._schedule_segments(cu)[0][-1].item() == 6
 
 
 def test_schedule_reused_only_for_the_same_unmodified_cu():
     cu = counts_to_cu_seqlens(torch.tensor([2, 7, 0, 4])).to(DEVICE, torch.int32)
     a = op._schedule_segments(cu)[0]
     assert op._schedule_segments(cu)[0] is a  # same object, same version: no new sort
-    assert a.tolist() == [1, 3, 0, 2]
+    assert a.tolist() == [1, 3, 0, 2, 3]
     other = cu.clone()
     assert op._schedule_segments(other)[0] is not a and torch.equal(op._schedule_segments(other)[0], a)
     other[1:] = counts_to_cu_seqlens(torch.tensor([9, 1, 1, 0]))[1:].to(DEVICE, torch.int32)  # in place
-    assert op._schedule_segments(other)[0].tolist() == [0, 1, 2, 3]
+    assert op._schedule_segments(other)[0].tolist() == [0, 1, 2, 3, 3]
 
 
 def test_inference_mode_inputs_are_scheduled_every_call():
@@ -250,6 +250,6 @@ def test_inference_mode_inputs_are_scheduled_every_call():
         out = op.pixel_attention(q, x, wk, wv, bv, cu_inf, mx, 0.25)
         assert rel_err(out, ref) < 1e-5
         a = op._schedule_segments(cu_inf)[0]
-        assert op._schedule_segments(cu_inf)[0] is not a and a.tolist() == [1, 3, 0, 2]
+        assert op._schedule_segments(cu_inf)[0] is not a and a.tolist() == [1, 3, 0, 2, 3]
         cu_inf[1:] = counts_to_cu_seqlens(torch.tensor([9, 1, 1, 0]))[1:].to(cu_inf)  # in place
-        assert op._schedule_segments(cu_inf)[0].tolist() == [0, 1, 2, 3]
+        assert op._schedule_segments(cu_inf)[0].tolist() == [0, 1, 2, 3, 3]
