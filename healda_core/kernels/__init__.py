@@ -56,12 +56,22 @@ def kernel_op(module: str, name: str):
     return _OPS[key]
 
 
+def eager_call() -> bool:
+    """True outside every tracing or transform (``torch.compile``, ``make_fx``/fake tensors, ``torch.func``):
+    a kernel's implementation may then run directly, without its ``torch.library`` op. The op's dispatch
+    (autograd wrapper, fake-tensor support) costs ~0.1 ms of host time per call."""
+    import torch
+    from torch.utils._python_dispatch import is_in_torch_dispatch_mode
+
+    return not (torch.compiler.is_compiling() or is_in_torch_dispatch_mode()
+                or torch._C._are_functorch_transforms_active())
+
+
 def plain_call(*args) -> bool:
-    """True when a kernel's ``torch.library`` op can be bypassed and its implementation called directly: not
-    being traced by ``torch.compile`` and no autograd needed (grad mode off, or no tensor argument requires
-    grad). The op's dispatch (autograd wrapper, fake-tensor support) costs ~0.1 ms of host time per call."""
+    """True when a kernel's implementation can run directly with no autograd: :func:`eager_call` and grad
+    mode off, or no tensor argument requiring grad."""
     import torch
 
-    if torch.compiler.is_compiling():
+    if not eager_call():
         return False
     return not torch.is_grad_enabled() or not any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)

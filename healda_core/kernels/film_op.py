@@ -20,7 +20,7 @@ from torch import Tensor
 
 from healda_core.kernels import film as K
 from healda_core.kernels import film_bwd as KB
-from healda_core.kernels import plain_call
+from healda_core.kernels import eager_call, plain_call
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_PAD = 256
@@ -186,13 +186,10 @@ def _(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln
     return obs.new_empty((obs.shape[0], dm["F"]), dtype=out_dtype)
 
 
-@torch.library.custom_op("healda::film_tokenizer_bwd", mutates_args=())
-def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor,
-             e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor,
-             ln_b: Tensor, w2: Tensor, b2: Tensor, eps: float, need_dobs: bool,
-             need_dmeta: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
-                                        Tensor]:
-    """(d_obs, d_meta, dE_type, dE_chan, dE_plat, dW1, db1, dγ, dβ, dW2, db2); unused ones are empty."""
+def _bwd_impl(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor,
+              e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor,
+              ln_b: Tensor, w2: Tensor, b2: Tensor, eps: float, need_dobs: bool,
+              need_dmeta: bool) -> tuple[Tensor, ...]:
     dm = _dims(meta, e_type, e_chan, e_plat, w1, w2)
     args = _args(obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2)
     g = d_out.contiguous()
@@ -228,6 +225,17 @@ def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel
             gb.to(ln_b.dtype, copy=True), gw2.to(w2.dtype), gb2.to(b2.dtype))
 
 
+@torch.library.custom_op("healda::film_tokenizer_bwd", mutates_args=())
+def film_bwd(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channel: Tensor, platform: Tensor,
+             e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w1: Tensor, b1: Tensor, ln_w: Tensor,
+             ln_b: Tensor, w2: Tensor, b2: Tensor, eps: float, need_dobs: bool,
+             need_dmeta: bool) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor,
+                                        Tensor]:
+    """(d_obs, d_meta, dE_type, dE_chan, dE_plat, dW1, db1, dγ, dβ, dW2, db2); unused ones are empty."""
+    return _bwd_impl(d_out, obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2,
+                     b2, eps, need_dobs, need_dmeta)
+
+
 @film_bwd.register_fake
 def _(d_out, obs, meta, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2, eps,
       need_dobs, need_dmeta):
@@ -248,17 +256,37 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.eps = inputs[14]
 
 
-def _backward(ctx, d_out):
+def _grads(ctx, d_out, bwd) -> tuple:
+    """The forward inputs' gradients from ``bwd`` (the op, or its implementation in eager mode)."""
     t = list(ctx.saved_tensors)
     if not ctx.has_plat:
         t[7] = None
     need_obs, need_meta = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-    r = film_bwd(d_out, *t, ctx.eps, need_obs, need_meta)
+    r = bwd(d_out, *t, ctx.eps, need_obs, need_meta)
     return (r[0] if need_obs else None, r[1] if need_meta else None, None, None, None, r[2], r[3],
             r[4] if ctx.has_plat else None, *r[5:], None, None)
 
 
+def _backward(ctx, d_out):
+    return _grads(ctx, d_out, film_bwd)
+
+
 film_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerFilm(torch.autograd.Function):
+    """The ops' autograd pair for eager training, called without the op dispatcher (host time);
+    ``torch.compile`` traces the registered ops instead."""
+
+    @staticmethod
+    def forward(ctx, *args):  # noqa: ANN002, ANN205
+        _setup_context(ctx, args, None)
+        return _fwd_impl(*args)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out):  # noqa: ANN001, ANN205
+        return _grads(ctx, d_out, _bwd_impl)
 
 
 def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor, channel: Tensor,
@@ -277,6 +305,6 @@ def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor,
     args = (obs, float_metadata, obs_type, channel, platform, module.embed_table.weight,
             module.channel_embedding.weight, plat.weight if plat is not None else None, lin1.weight, lin1.bias,
             ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)
-    if plain_call(*args):  # eager inference: skip the op dispatcher's host overhead
-        return _fwd_impl(*args)
-    return film_fwd(*args)
+    if not eager_call():
+        return film_fwd(*args)
+    return _fwd_impl(*args) if plain_call(*args) else _EagerFilm.apply(*args)

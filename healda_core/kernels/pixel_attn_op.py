@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from healda_core.kernels import pixel_attn as K
-from healda_core.kernels import plain_call
+from healda_core.kernels import eager_call, plain_call
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_BLOCK_Q = 128
@@ -272,11 +272,9 @@ def _(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale):
             q.new_empty((p + 1,), dtype=torch.int32))
 
 
-@torch.library.custom_op("healda::ragged_pixel_attn_bwd", mutates_args=())
-def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
-                   cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor, max_seqlen_k: int,
-                   scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(dq, dtokens, dw_k, dw_v, db_v); db_v is empty when b_v is None."""
+def _bwd_impl(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
+              cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor,
+              scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     full = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
     q, x = q.contiguous(), _as(tokens, cd)
@@ -304,6 +302,14 @@ def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: T
     return dq, dx.to(tokens.dtype), d_wk, d_wv, d_bv
 
 
+@torch.library.custom_op("healda::ragged_pixel_attn_bwd", mutates_args=())
+def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
+                   cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor, max_seqlen_k: int,
+                   scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dq, dtokens, dw_k, dw_v, db_v); db_v is empty when b_v is None."""
+    return _bwd_impl(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, scale)
+
+
 @pixel_attn_bwd.register_fake
 def _(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, max_seqlen_k, scale):
     d_bv = b_v.new_empty(b_v.shape) if b_v is not None else q.new_empty((0,), dtype=torch.float32)
@@ -327,6 +333,25 @@ def _backward(ctx, d_out, d_lse, d_order):
 
 
 pixel_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
+
+
+class _EagerPixelAttn(torch.autograd.Function):
+    """The ops' autograd pair for eager training, called without the op dispatcher (its wrappers cost about as
+    much host time as the rest of the call). ``torch.compile`` traces the registered ops instead."""
+
+    @staticmethod
+    def forward(ctx, q, tokens, w_k, w_v, b_v, cu, scale):  # noqa: ANN001, ANN205
+        out, lse, order = _fwd_impl(q, tokens, w_k, w_v, b_v, cu, scale)
+        ctx.save_for_backward(q, tokens, w_k, w_v, b_v, cu, order, out, lse)
+        ctx.scale = scale
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out):  # noqa: ANN001, ANN205
+        q, tokens, w_k, w_v, b_v, cu, order, out, lse = ctx.saved_tensors
+        dq, dx, dwk, dwv, dbv = _bwd_impl(d_out, q, tokens, w_k, w_v, b_v, cu, order, out, lse, ctx.scale)
+        return dq, dx, dwk, dwv, (dbv if b_v is not None else None), None, None
 
 
 def _validate(q: tuple, tokens: tuple, w_k: tuple, w_v: tuple, b_v: tuple | None, cu: tuple) -> None:
@@ -362,6 +387,8 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
     shapes = (q.shape, tokens.shape, w_k.shape, w_v.shape, None if b_v is None else b_v.shape, cu_seqlens_k.shape)
     (_validate_cached if _memoisable(*shapes) else _validate)(*shapes)
     scale = 1.0 / math.sqrt(q.shape[2]) if scale is None else float(scale)
-    if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: skip the op dispatcher's host overhead
+    if not eager_call():
+        return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
+    if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: no statistics for a backward
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]
-    return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
+    return _EagerPixelAttn.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)

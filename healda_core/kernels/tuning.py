@@ -2,7 +2,8 @@
 
 Each kernel has a small list of candidate configs and a key function that maps a call to a *shape
 bucket* (dtype, head layout, log2 buckets of sizes). The first call in a new bucket times every
-candidate on the real inputs (CUDA events, median) and keeps the fastest in memory.
+candidate on the real inputs (back-to-back calls between CUDA events, median of rounds: :func:`time_ms`)
+and keeps the fastest in memory.
 
 Persistent cache (opt-in, nothing is written unless asked):
 * ``HEALDA_AUTOTUNE_CACHE_DIR=DIR`` (or :func:`configure` ``(cache_dir=DIR, save=True)``, which
@@ -205,14 +206,18 @@ def _cuda_sms(index: int) -> int:
     return torch.cuda.get_device_properties(index).multi_processor_count
 
 
-def time_ms(fn: Callable[[], object], reps: int = 5, budget_ms: float = 0.0) -> float:
-    """Median time of ``fn`` in ms with CUDA events, after one warm-up call. With ``budget_ms``, short calls
-    get more repetitions (up to 25, about ``budget_ms`` in all, never fewer than ``reps``): 3 repetitions of a
-    1 ms kernel cannot separate candidates a few per cent apart from run-to-run noise."""
+def time_ms(fn: Callable[[], object], budget_ms: float = 40.0, rounds: int = 5) -> float:
+    """Per-call time of ``fn`` in ms, as the autotuner compares candidates: one warm-up call, one timed call to
+    size the rounds, then ``rounds`` rounds of back-to-back calls between two CUDA events (as many per round as
+    fit ``budget_ms`` in all, 1 to 50), median over the rounds. Back to back, each call's host time overlaps
+    the previous call's GPU work, so launch jitter on a busy host (0.1–0.3 ms per call on the H200 machine)
+    does not decide between candidates a few per cent apart; single calls did (docs/benchmarks.md)."""
     fn()
+    one = event_ms(fn)
+    k = max(1, min(50, int(budget_ms / rounds / max(one, 1e-3))))
     times = []
-    while len(times) < reps or (budget_ms and len(times) < 25 and sum(times) < budget_ms):
-        times.append(event_ms(fn))
+    for _ in range(rounds):
+        times.append(event_ms(lambda: [fn() for _ in range(k)]) / k)
     return statistics.median(times)
 
 
@@ -290,7 +295,7 @@ class Tuner:
         best, best_ms = {**self.default, **ov}, math.inf
         for cfg in cands:
             try:
-                ms = time_ms(lambda c=cfg: run(c), reps=3, budget_ms=40.0)
+                ms = time_ms(lambda c=cfg: run(c), budget_ms=40.0)
             except Exception:  # noqa: BLE001 - e.g. out of shared memory/registers: skip the candidate
                 continue
             if ms < best_ms:

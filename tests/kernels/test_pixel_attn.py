@@ -86,6 +86,8 @@ def test_half_precision_within_issue_tolerance(dtype):
     (8, 1, 16, 24),   # multi-query
     (16, 8, 32, 16),  # two launches (phases): dtokens accumulated across them
     (64, 2, 32, 32),  # the model's layout
+    (32, 2, 24, 20),  # two heads per launch with padded d and F
+    (48, 2, 16, 16),  # q_per_kv = 24: two heads in a padded 64-row block
 ])
 def test_head_layouts(n_q, n_kv, d, f):
     check([2, 0, 9, 1, 33], n_q=n_q, n_kv=n_kv, d=d, f=f)
@@ -138,7 +140,7 @@ def test_model_dispatch_uses_the_kernel(monkeypatch):
     from healda_core.model import ragged
 
     calls = []
-    monkeypatch.setattr(op, "pixel_attn_fwd", lambda *a: calls.append(1) or (torch.zeros_like(a[0]),))
+    monkeypatch.setattr(op, "_fwd_impl", lambda *a, **k: calls.append(1) or (torch.zeros_like(a[0]), None, None))
     q, x, wk, wv, bv, cu, mx, _ = make([1, 2])
     ragged.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.25)
     assert calls
@@ -204,19 +206,30 @@ def test_backward_with_one_or_two_kv_heads_per_launch(monkeypatch, kv, n_q, n_kv
     check([2, 0, 9, 1, 33, 0, 4], n_q=n_q, n_kv=n_kv, d=d, f=f)
 
 
-def test_inference_call_skips_the_op_dispatcher_and_matches(monkeypatch):
-    q, x, wk, wv, bv, cu, mx, _ = make([3, 0, 5, 1])
-    with_grad = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+def test_eager_calls_skip_the_op_dispatcher_and_match_the_op(monkeypatch):
+    """Eager inference and eager training run the implementations directly; results and gradients equal the
+    registered ops' (which torch.compile and make_fx trace)."""
+    q, x, wk, wv, bv, cu, mx, go = make([3, 0, 5, 1])
+    leaves = [q, x, wk, wv, bv]
+    via_op = op.pixel_attn_fwd(q, x, wk, wv, bv, cu, mx, 0.3)[0]
+    g_op = torch.autograd.grad(via_op, leaves, go)
 
     def no_op(*a, **k):
-        raise AssertionError("the custom op was dispatched for an inference call")
+        raise AssertionError("the custom op was dispatched for an eager call")
 
     monkeypatch.setattr(op, "pixel_attn_fwd", no_op)
+    monkeypatch.setattr(op, "pixel_attn_bwd", no_op)
     with torch.no_grad():
-        direct = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
-    assert torch.equal(direct, with_grad.detach())
-    with pytest.raises(AssertionError, match="dispatched"):
-        op.pixel_attention(q, x, wk, wv, bv, cu, mx)  # autograd needed: the op (and its backward) is used
+        direct = op.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.3)
+    assert torch.equal(direct, via_op.detach())
+    eager = op.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.3)
+    assert type(eager.grad_fn).__name__ == "_EagerPixelAttnBackward"
+    assert torch.equal(eager.detach(), via_op.detach())
+    for a, b in zip(torch.autograd.grad(eager, leaves, go), g_op):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="once_differentiable|double backward|does not require grad"):
+        g = torch.autograd.grad(op.pixel_attention(q, x, wk, wv, bv, cu, mx, 0.3), q, go, create_graph=True)[0]
+        torch.autograd.grad(g.sum(), q)
 
 
 def test_schedule_order_ends_with_the_nonempty_count(monkeypatch):

@@ -18,7 +18,7 @@ def fresh(monkeypatch, tmp_path):
     monkeypatch.setattr(tuning, "STATE", tuning._State())
     monkeypatch.setattr(tuning, "TUNERS", {})
     monkeypatch.setattr(tuning, "can_time", lambda device: True)
-    monkeypatch.setattr(tuning, "time_ms", lambda fn, reps=5, budget_ms=0.0: fn())
+    monkeypatch.setattr(tuning, "time_ms", lambda fn, budget_ms=40.0: fn())
     t = tuning.Tuner("k", [dict(A=1), dict(A=2), dict(A=3)], dict(A=1))
     return t, tmp_path
 
@@ -102,10 +102,11 @@ def test_kernel_force_applies_unless_the_override_variable_is_set(fresh, monkeyp
 
 
 @gpu
-def test_time_ms_repeats_short_calls_up_to_the_budget():
+def test_time_ms_times_rounds_of_back_to_back_calls():
     calls = []
-    tuning.time_ms(lambda: calls.append(1), reps=3)
-    assert len(calls) == 1 + 3  # warm-up + reps
+    tuning.time_ms(lambda: calls.append(1))
+    assert len(calls) == 1 + 1 + 5 * 50  # warm-up, sizing call, 5 rounds at the 50-call cap (microsecond calls)
     calls.clear()
-    tuning.time_ms(lambda: calls.append(1), reps=3, budget_ms=40.0)
-    assert len(calls) == 1 + 25  # microsecond calls: the repetition cap, not the budget, ends it
+    x = torch.randn(4096, 4096, device="cuda")
+    tuning.time_ms(lambda: calls.append(x @ x), budget_ms=5.0, rounds=2)  # ~0.1 ms each: fewer per round
+    assert 1 + 1 + 2 <= len(calls) < 1 + 1 + 2 * 50
