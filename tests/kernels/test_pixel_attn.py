@@ -156,13 +156,17 @@ def test_opcheck():
     torch.library.opcheck(torch.ops.healda.ragged_pixel_attn_fwd.default, (q, x, wk, wv, None, cu, mx, 0.3))
 
 
-def test_symbolic_tracing_of_the_public_call():
-    """make_fx with symbolic shapes passes SymInts outside Dynamo: the shape checks and head plan must not
-    try to memoise them (they raised "unhashable type: non-nested SymInt")."""
+@pytest.mark.parametrize("mode", ["fake", "symbolic"])
+@pytest.mark.parametrize("grad", [True, False])
+def test_tracing_of_the_public_call(mode, grad):
+    """make_fx traces the registered op, with or without inputs that need gradients (without, the call used
+    to run the implementation on the tracer's tensors and fail). Symbolic shapes pass SymInts outside Dynamo:
+    the shape checks and head plan must not try to memoise them ("unhashable type: non-nested SymInt")."""
     from torch.fx.experimental.proxy_tensor import make_fx
 
     q, x, wk, wv, bv, cu, mx, _ = make([2, 0, 5, 1], n_q=4, n_kv=2, d=8, f=8)
-    g = make_fx(lambda *a: op.pixel_attention(*a, mx, 0.3), tracing_mode="symbolic")(q, x, wk, wv, bv, cu)
+    q, x, wk, wv, bv = (t.detach().requires_grad_(grad) for t in (q, x, wk, wv, bv))
+    g = make_fx(lambda *a: op.pixel_attention(*a, mx, 0.3), tracing_mode=mode)(q, x, wk, wv, bv, cu)
     assert any("ragged_pixel_attn_fwd" in str(n.target) for n in g.graph.nodes)
 
 
