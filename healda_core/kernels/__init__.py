@@ -67,11 +67,8 @@ def eager_call() -> bool:
                 or torch._C._are_functorch_transforms_active())
 
 
-def plain_call(*args) -> bool:
-    """True when a kernel's implementation can run directly with no autograd: :func:`eager_call` and grad
-    mode off, or no tensor argument requiring grad."""
+def needs_grad(*args) -> bool:
+    """True when autograd will record a call on ``args``: grad mode on and a tensor argument requiring grad."""
     import torch
 
-    if not eager_call():
-        return False
-    return not torch.is_grad_enabled() or not any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)
+    return torch.is_grad_enabled() and any(isinstance(a, torch.Tensor) and a.requires_grad for a in args)

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from healda_core.kernels import film as K
 from healda_core.kernels import film_bwd as KB
-from healda_core.kernels import eager_call, plain_call
+from healda_core.kernels import eager_call, needs_grad
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_PAD = 256
@@ -307,4 +307,4 @@ def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor,
             ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)
     if not eager_call():
         return film_fwd(*args)
-    return _fwd_impl(*args) if plain_call(*args) else _EagerFilm.apply(*args)
+    return _EagerFilm.apply(*args) if needs_grad(*args) else _fwd_impl(*args)

@@ -24,7 +24,7 @@ import torch
 from torch import Tensor
 
 from healda_core.kernels import pixel_attn as K
-from healda_core.kernels import eager_call, plain_call
+from healda_core.kernels import eager_call, needs_grad
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_BLOCK_Q = 128
@@ -389,6 +389,6 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
     scale = 1.0 / math.sqrt(q.shape[2]) if scale is None else float(scale)
     if not eager_call():
         return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
-    if plain_call(q, tokens, w_k, w_v, b_v):  # eager inference: no statistics for a backward
+    if not needs_grad(q, tokens, w_k, w_v, b_v):  # eager inference: no statistics for a backward
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]
     return _EagerPixelAttn.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)
