@@ -5,7 +5,8 @@ tokens in the autocast dtype when autocast is on for the device (bf16 in the mod
 runs), else in the parameters' dtype, like ``forward_torch``. Gradients flow to every parameter
 (the three embedding tables, cond_mlp.0 / .1 / .3 weights and biases) and, when they require it, to
 obs and float_metadata. Layouts the kernel does not cover (a width above 256) fall back to
-``module.forward_torch``.
+``module.forward_torch``. Eager calls skip the op dispatcher (inference: the implementation directly;
+training: ``_EagerFilm``, with the ops' results and gradients); anything that traces gets the ops.
 
 Precision: with 16-bit tokens (autocast) the products take bf16 operands on the GPU, as the reference's;
 with fp32 tokens they are exact fp32; LayerNorm, SiLU and every accumulation are fp32. Embedding gradients use fp32 atomics, except under

@@ -3,6 +3,9 @@
 :func:`pixel_attention` has the signature of ``healda_core.model.ragged.pixel_attention`` and returns
 (P, n_q, d) in q's dtype with 0 for empty pixels; it is differentiable in q, tokens, w_k, w_v and b_v,
 works under ``torch.compile`` (fake implementations) and is checked with ``torch.library.opcheck``.
+Eager calls skip the op dispatcher (its wrappers cost as much host time as the rest of the call): inference
+runs the implementation directly, training through ``_EagerPixelAttn`` (bitwise the ops' results and
+gradients); anything that traces (``torch.compile``, ``make_fx``) gets the ops.
 
 Compute precision: bf16/fp16 when q is bf16/fp16 (fp32 accumulation, fp32 softmax statistics), else
 fp32 inputs to the dot products (TF32 on GPU). Weight gradients are returned in the weights' dtypes.
