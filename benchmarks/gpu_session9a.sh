@@ -5,7 +5,7 @@
 #   mkdir -p benchmarks/_old && for f in pixel_attn pixel_attn_op; do
 #     git show main:healda_core/kernels/$f.py > benchmarks/_old/$f.py; done
 # (remove benchmarks/_old afterwards). Then the same-process comparison with the reference on the branch's
-# kernels; GPU tests: gpu_session9b.sh. Carry .whl and .whl_ref.
+# kernels (run in session 9 before the merge; the GPU tests ran later as gpu_session9f.sh). Carry .whl and .whl_ref.
 source benchmarks/gpu_setup.sh reference
 lab pa "TILE_K=32,num_warps=2,num_stages=3,PROGS_PER_SM=32,KV=2"
 mkdir -p /tmp/new && cp healda_core/kernels/pixel_attn.py healda_core/kernels/pixel_attn_op.py /tmp/new/
