@@ -276,8 +276,9 @@ def _(q, tokens, w_k, w_v, b_v, cu_seqlens_k, max_seqlen_k, scale):
 
 
 def _bwd_impl(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Tensor | None,
-              cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor,
+              cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor, max_seqlen_k: int,
               scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """The backward op's body (``max_seqlen_k`` is informational, as in the forward)."""
     full = _plan_of(q, tokens, w_k)
     cd = _compute_dtype(q)
     q, x = q.contiguous(), _as(tokens, cd)
@@ -310,7 +311,7 @@ def pixel_attn_bwd(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: T
                    cu_seqlens_k: Tensor, order: Tensor, out: Tensor, lse: Tensor, max_seqlen_k: int,
                    scale: float) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dq, dtokens, dw_k, dw_v, db_v); db_v is empty when b_v is None."""
-    return _bwd_impl(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, scale)
+    return _bwd_impl(d_out, q, tokens, w_k, w_v, b_v, cu_seqlens_k, order, out, lse, max_seqlen_k, scale)
 
 
 @pixel_attn_bwd.register_fake
@@ -327,12 +328,16 @@ def _setup_context(ctx, inputs, output) -> None:
     ctx.max_seqlen_k, ctx.scale, ctx.has_bias = max_seqlen_k, scale, b_v is not None
 
 
-def _backward(ctx, d_out, d_lse, d_order):
-    # the lse and order outputs carry no gradient (d_lse, d_order are ignored)
+def _grads(ctx, d_out, bwd) -> tuple:
+    """The forward inputs' gradients from ``bwd`` (the op, or its implementation in eager mode)."""
     q, tokens, w_k, w_v, b_v, cu, order, out, lse = ctx.saved_tensors
-    dq, dx, dwk, dwv, dbv = pixel_attn_bwd(d_out, q, tokens, w_k, w_v, b_v if ctx.has_bias else None, cu,
-                                           order, out, lse, ctx.max_seqlen_k, ctx.scale)
+    dq, dx, dwk, dwv, dbv = bwd(d_out, q, tokens, w_k, w_v, b_v if ctx.has_bias else None, cu, order, out, lse,
+                                ctx.max_seqlen_k, ctx.scale)
     return dq, dx, dwk, dwv, (dbv if ctx.has_bias else None), None, None, None
+
+
+def _backward(ctx, d_out, d_lse, d_order):
+    return _grads(ctx, d_out, pixel_attn_bwd)  # the lse and order outputs carry no gradient
 
 
 pixel_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
@@ -343,18 +348,15 @@ class _EagerPixelAttn(torch.autograd.Function):
     much host time as the rest of the call). ``torch.compile`` traces the registered ops instead."""
 
     @staticmethod
-    def forward(ctx, q, tokens, w_k, w_v, b_v, cu, scale):  # noqa: ANN001, ANN205
-        out, lse, order = _fwd_impl(q, tokens, w_k, w_v, b_v, cu, scale)
-        ctx.save_for_backward(q, tokens, w_k, w_v, b_v, cu, order, out, lse)
-        ctx.scale = scale
-        return out
+    def forward(ctx, q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale):  # noqa: ANN001, ANN205 - the op's
+        output = _fwd_impl(q, tokens, w_k, w_v, b_v, cu, scale)
+        _setup_context(ctx, (q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale), output)
+        return output[0]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out):  # noqa: ANN001, ANN205
-        q, tokens, w_k, w_v, b_v, cu, order, out, lse = ctx.saved_tensors
-        dq, dx, dwk, dwv, dbv = _bwd_impl(d_out, q, tokens, w_k, w_v, b_v, cu, order, out, lse, ctx.scale)
-        return dq, dx, dwk, dwv, (dbv if b_v is not None else None), None, None
+        return _grads(ctx, d_out, _bwd_impl)
 
 
 def _validate(q: tuple, tokens: tuple, w_k: tuple, w_v: tuple, b_v: tuple | None, cu: tuple) -> None:
@@ -394,4 +396,4 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
         return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
     if not needs_grad(q, tokens, w_k, w_v, b_v):  # eager inference: no statistics for a backward
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]
-    return _EagerPixelAttn.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)
+    return _EagerPixelAttn.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)
