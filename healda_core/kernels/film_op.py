@@ -16,26 +16,29 @@ deterministically. Dense weight gradients are always deterministic (per-program 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 from torch import Tensor
 
 from healda_core.kernels import film as K
 from healda_core.kernels import film_bwd as KB
 from healda_core.kernels import eager_call, needs_grad
+from healda_core.kernels.launch import launch
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_PAD = 256
 
-# 8 warps: the only count that ran clean on Triton 3.6 / H200 for both kernels in session 3 (4 faulted; 2 is slow).
-# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). H200 sweeps at
-# 10 M rows (docs/benchmarks.md): forward 2.73 ms at 128 rows/2 stages/2 per SM (3.96 ms at 4 per SM);
-# backward (session 6, one embedding tile) 8.8 ms at 128 rows/1 stage/4 per SM (the per-segment one: 15.2 ms).
-FWD = Tuner("film_fwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp) for bm, st, pp in
-                         [(128, 2, 2), (128, 2, 1), (128, 3, 2), (128, 1, 4)]],
-            dict(BLOCK_M=128, num_warps=8, num_stages=2, PROGS_PER_SM=2), force=dict(num_warps=8))
-BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=8, num_stages=st, PROGS_PER_SM=pp) for bm, st, pp in
-                         [(128, 1, 4), (128, 1, 8), (128, 1, 2), (64, 1, 4)]],
-            dict(BLOCK_M=128, num_warps=8, num_stages=1, PROGS_PER_SM=4), force=dict(num_warps=8))
+# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). H200 sweeps at 10 M
+# rows (docs/benchmarks.md, session 10): 4 warps and 64-row tiles, two CTAs per SM, are the fastest for both now
+# that the backward adds its weight gradients per tile (forward 1.91 ms at 1 stage / 8 per SM against 2.25–2.3 ms
+# at the earlier 8 warps / 128 rows; backward 6.1–6.2 ms against 6.8 ms). Session 3's faults at 4 warps (Triton
+# 3.6, earlier kernels) did not recur with these kernels; ``force`` pins every candidate to 4 warps.
+FWD = Tuner("film_fwd", [dict(BLOCK_M=64, num_warps=4, num_stages=st, PROGS_PER_SM=pp) for st, pp in
+                         [(1, 8), (1, 16), (2, 4), (1, 4)]],
+            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=8), force=dict(num_warps=4))
+BWD = Tuner("film_bwd", [dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=pp) for pp in (4, 2, 8)],
+            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=4), force=dict(num_warps=4))
 
 
 def _pow2(n: int) -> int:
@@ -59,8 +62,14 @@ def _dims(meta: Tensor, e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w
 
 
 def _consts(dm: dict) -> dict:
-    return dict(M_PAD=_pow2(dm["M"]), E1_PAD=_pow2(dm["E1"]), E2_PAD=_pow2(dm["E2"]), E3_PAD=_pow2(dm["E3"]),
-                H_PAD=_pow2(dm["H"]), F_PAD=_pow2(dm["F"]), HAS_PLAT=dm["E3"] > 0)
+    return _consts_of(*dm.values())
+
+
+@functools.lru_cache(maxsize=64)
+def _consts_of(m: int, e1: int, e2: int, e3: int, h: int, f: int) -> dict:
+    """The forward's padded widths (memoised: the host time before a launch is time the GPU waits)."""
+    return dict(M_PAD=_pow2(m), E1_PAD=_pow2(e1), E2_PAD=_pow2(e2), E3_PAD=_pow2(e3), H_PAD=_pow2(h),
+                F_PAD=_pow2(f), HAS_PLAT=e3 > 0)
 
 
 def _consts_bwd(dm: dict) -> dict:
@@ -85,6 +94,9 @@ def supported(meta_dim: int, e1: int, e2: int, e3: int, hidden: int, out_dim: in
     return max(_pow2(v) for v in (meta_dim, e1 + e2 + e3, hidden, out_dim)) <= MAX_PAD
 
 
+_supported_cached = functools.lru_cache(maxsize=64)(supported)  # eager calls (Dynamo warns about the wrapper)
+
+
 def _key(kind: str, dm: dict, n: int, out_dtype: torch.dtype) -> tuple:
     return (kind, str(out_dtype).removeprefix("torch."), dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"],
             bucket(n))
@@ -102,9 +114,10 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
     if n == 0:
         return
     grid = (max(1, min(triton_cdiv(n, cfg["BLOCK_M"]), num_sms(out.device) * cfg["PROGS_PER_SM"])),)
-    K._film_fwd_kernel[grid](*args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
-                             **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype),
-                             num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
+    launch(
+        K._film_fwd_kernel, grid, *args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
+           **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype), num_warps=cfg["num_warps"],
+           num_stages=cfg["num_stages"])
 
 
 def triton_cdiv(a: int, b: int) -> int:
@@ -149,7 +162,8 @@ def _bwd_launch(cfg: dict, dm: dict, args: list, d_out: Tensor, eps: float, rows
         torch.zeros(sum(ne * w for ne, w in zip(n_embed, widths)), **f32)
     if n:
         ptrs, sizes = _bwd_args(args, dm)
-        KB._film_bwd_kernel[(grid,)](
+        launch(
+            KB._film_bwd_kernel, (grid,),
             *ptrs, d_out, gbuf, d_obs if need_dobs else d_out, d_meta if need_dmeta else d_out, part, n, *sizes,
             eps, **c, BLOCK_M=cfg["BLOCK_M"], PREC=_prec(dev, d_out.dtype), DEMB_ROWS=rows_mode,
             NEED_DOBS=need_dobs, NEED_DMETA=need_dmeta, num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
@@ -277,17 +291,18 @@ film_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 class _EagerFilm(torch.autograd.Function):
     """The ops' autograd pair for eager training, called without the op dispatcher (host time);
-    ``torch.compile`` traces the registered ops instead."""
+    ``torch.compile`` traces the registered ops instead. The caller launches the forward kernel first and passes
+    its tokens last, in a tuple (opaque to autograd): the GPU starts while ``apply`` records the graph."""
 
     @staticmethod
     def forward(ctx, *args):  # noqa: ANN002, ANN205
-        _setup_context(ctx, args, None)
-        return _fwd_impl(*args)
+        _setup_context(ctx, args[:-1], None)
+        return args[-1][0]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out):  # noqa: ANN001, ANN205
-        return _grads(ctx, d_out, _bwd_impl)
+        return *_grads(ctx, d_out, _bwd_impl), None
 
 
 def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor, channel: Tensor,
@@ -296,16 +311,22 @@ def film_tokenize(module, obs: Tensor, float_metadata: Tensor, obs_type: Tensor,
     the kernel does not cover)."""
     lin1, ln, _, lin2 = module.cond_mlp
     plat = module.platform_embedding
-    e3 = plat.weight.shape[1] if plat is not None else 0
-    if not supported(float_metadata.shape[1], module.embed_table.weight.shape[1],
-                     module.channel_embedding.weight.shape[1], e3, lin1.out_features, lin2.out_features // 2) \
-            or ln.weight is None or ln.bias is None or lin1.bias is None or lin2.bias is None:
+    e_type, e_chan = module.embed_table.weight, module.channel_embedding.weight
+    e_plat = plat.weight if plat is not None else None
+    w1, b1, ln_w, ln_b, w2, b2 = lin1.weight, lin1.bias, ln.weight, ln.bias, lin2.weight, lin2.bias
+    ok = supported if torch.compiler.is_compiling() else _supported_cached
+    if b1 is None or ln_w is None or ln_b is None or b2 is None or not ok(
+            float_metadata.shape[1], e_type.shape[1], e_chan.shape[1], 0 if e_plat is None else e_plat.shape[1],
+            w1.shape[0], w2.shape[0] // 2):
         return module.forward_torch(obs, float_metadata, obs_type, channel, platform)
     dev = obs.device.type
-    out_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else lin1.weight.dtype
-    args = (obs, float_metadata, obs_type, channel, platform, module.embed_table.weight,
-            module.channel_embedding.weight, plat.weight if plat is not None else None, lin1.weight, lin1.bias,
-            ln.weight, ln.bias, lin2.weight, lin2.bias, float(ln.eps), out_dtype)
+    out_dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else w1.dtype
+    args = (obs, float_metadata, obs_type, channel, platform, e_type, e_chan, e_plat, w1, b1, ln_w, ln_b, w2, b2,
+            float(ln.eps), out_dtype)
     if not eager_call():
         return film_fwd(*args)
-    return _EagerFilm.apply(*args) if needs_grad(*args) else _fwd_impl(*args)
+    if not needs_grad(*args):
+        return _fwd_impl(*args)
+    with torch.no_grad():  # the kernel starts before autograd's bookkeeping (host time the GPU would wait for)
+        out = _fwd_impl(*args)
+    return _EagerFilm.apply(*args, (out,))

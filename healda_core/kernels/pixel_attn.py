@@ -199,18 +199,15 @@ def _pa_bwd_kernel(
     brow = tl.zeros([BLOCK_Q, D_PAD], tl.float32)
     if HAS_BIAS:
         brow += tl.load(BV + head0 * d + cj, mask=c_ok, other=0.0).to(tl.float32)[None, :]
-    dwk0 = tl.zeros([D_PAD, F_PAD], tl.float32)
-    dwv0 = tl.zeros([D_PAD, F_PAD], tl.float32)
-    dbv0 = tl.zeros([D_PAD], tl.float32)
     if NKV_P == 2:
         wk1 = _head_w(WK, head0 + 1, d, F, cj, fj, w_mask, sdt)
         wv1 = _head_w(WV, head0 + 1, d, F, cj, fj, w_mask, cdt)
         if HAS_BIAS:
             b1 = tl.load(BV + (head0 + 1) * d + cj, mask=c_ok, other=0.0).to(tl.float32)
             brow = tl.where(first[:, None], brow, b1[None, :])
-        dwk1 = tl.zeros([D_PAD, F_PAD], tl.float32)
-        dwv1 = tl.zeros([D_PAD, F_PAD], tl.float32)
-        dbv1 = tl.zeros([D_PAD], tl.float32)
+    KP: tl.constexpr = NKV_P * D_PAD
+    base = PART + pid.to(tl.int64) * (2 * KP * F_PAD + KP)
+    mat = cj[:, None] * F_PAD + fj[None, :]
     tk = tl.arange(0, TILE_K)
 
     n_work = tl.load(ORDER + n_pix)  # as in the forward: the empty pixels after n_work get dQ = 0 only
@@ -280,27 +277,16 @@ def _pa_bwd_kernel(
         ac = a_acc.to(cdt)
         if NKV_P == 2:
             dqf = tl.where(first[:, None], _mm(dqs, tl.trans(wk0), DOT_PREC), _mm(dqs, tl.trans(wk1), DOT_PREC))
-            dwk0 += _mm(tl.trans(q0), dqt, DOT_PREC)
-            dwk1 += _mm(tl.trans(q1), dqt, DOT_PREC)
-            dwv0 += _mm(tl.trans(do0), ac, DOT_PREC)
-            dwv1 += _mm(tl.trans(do1), ac, DOT_PREC)
-            dbv0 += tl.sum(do0.to(tl.float32), 0)
-            dbv1 += tl.sum(do1.to(tl.float32), 0)
+            tl.atomic_add(base + mat, _mm(tl.trans(q0), dqt, DOT_PREC), sem="relaxed")
+            tl.atomic_add(base + D_PAD * F_PAD + mat, _mm(tl.trans(q1), dqt, DOT_PREC), sem="relaxed")
+            tl.atomic_add(base + KP * F_PAD + mat, _mm(tl.trans(do0), ac, DOT_PREC), sem="relaxed")
+            tl.atomic_add(base + KP * F_PAD + D_PAD * F_PAD + mat, _mm(tl.trans(do1), ac, DOT_PREC), sem="relaxed")
+            tl.atomic_add(base + 2 * KP * F_PAD + cj, tl.sum(do0.to(tl.float32), 0), sem="relaxed")
+            tl.atomic_add(base + 2 * KP * F_PAD + D_PAD + cj, tl.sum(do1.to(tl.float32), 0), sem="relaxed")
         else:
             dqf = _mm(dqs, tl.trans(wk0), DOT_PREC)
-            dwk0 += _mm(tl.trans(qv), dqt, DOT_PREC)
-            dwv0 += _mm(tl.trans(dov), ac, DOT_PREC)
-            dbv0 += tl.sum(dov.to(tl.float32), 0)
+            tl.atomic_add(base + mat, _mm(tl.trans(qv), dqt, DOT_PREC), sem="relaxed")
+            tl.atomic_add(base + KP * F_PAD + mat, _mm(tl.trans(dov), ac, DOT_PREC), sem="relaxed")
+            tl.atomic_add(base + 2 * KP * F_PAD + cj, tl.sum(dov.to(tl.float32), 0), sem="relaxed")
         tl.store(DQ + pq + q_loc, (dqf * sc[:, None]).to(DQ.dtype.element_ty), mask=q_mask)
 
-    # per-program partials: [dW_k (NKV_P·D_PAD × F_PAD), dW_v (same), db_v (NKV_P·D_PAD)]
-    KP: tl.constexpr = NKV_P * D_PAD
-    base = PART + pid.to(tl.int64) * (2 * KP * F_PAD + KP)
-    mat = cj[:, None] * F_PAD + fj[None, :]
-    tl.store(base + mat, dwk0)
-    tl.store(base + KP * F_PAD + mat, dwv0)
-    tl.store(base + 2 * KP * F_PAD + cj, dbv0)
-    if NKV_P == 2:
-        tl.store(base + D_PAD * F_PAD + mat, dwk1)
-        tl.store(base + KP * F_PAD + D_PAD * F_PAD + mat, dwv1)
-        tl.store(base + 2 * KP * F_PAD + D_PAD + cj, dbv1)

@@ -28,6 +28,7 @@ from torch import Tensor
 
 from healda_core.kernels import pixel_attn as K
 from healda_core.kernels import eager_call, needs_grad
+from healda_core.kernels.launch import launch
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_BLOCK_Q = 128
@@ -192,7 +193,8 @@ def _fwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, seg, order, out, ls
     pp = cfg.get("PROGS_PER_SM", 0)
     grid = min(p, num_sms(q.device) * pp) if pp > 0 else p
     for ph in range(plan.phases):
-        K._pa_fwd_kernel[(grid,)](
+        launch(
+            K._pa_fwd_kernel, (grid,),
             q, x, wk, wv, bv if bv is not None else wk, seg, order, out, lse if lse is not None else out,
             p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
             G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p,
@@ -210,16 +212,15 @@ def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dou
     prec = _dot_prec(x.dtype, q.device)
     parts = []
     for ph in range(plan.phases):
-        part = torch.empty(grid, per, device=q.device, dtype=torch.float32)
+        part = torch.zeros(grid, per, device=q.device, dtype=torch.float32)  # the kernel adds into it
         if p:
-            K._pa_bwd_kernel[(grid,)](
+            launch(
+                K._pa_bwd_kernel, (grid,),
                 q, x, wk, wv, bv if bv is not None else wk, cu, order, out, dout, lse, dq, dx, part,
                 p, plan.n_q, plan.d, plan.f, ph * plan.rows, ph * plan.nkv_p, plan.rows, scale * K.LOG2E,
                 G=plan.g, BLOCK_Q=plan.block_q, D_PAD=plan.d_pad, F_PAD=plan.f_pad, NKV_P=plan.nkv_p,
                 TILE_K=cfg["TILE_K"], HAS_BIAS=bv is not None, DOT_PREC=prec, ACCUM_DX=ph > 0,
                 num_warps=cfg["num_warps"], num_stages=cfg["num_stages"])
-        else:
-            part.zero_()
         parts.append(part.sum(0))
     return parts
 
@@ -345,18 +346,20 @@ pixel_attn_fwd.register_autograd(_backward, setup_context=_setup_context)
 
 class _EagerPixelAttn(torch.autograd.Function):
     """The ops' autograd pair for eager training, called without the op dispatcher (its wrappers cost about as
-    much host time as the rest of the call). ``torch.compile`` traces the registered ops instead."""
+    much host time as the rest of the call). ``torch.compile`` traces the registered ops instead.
+
+    The caller launches the forward kernel first and passes its outputs in ``output`` (a tuple, opaque to
+    autograd): the GPU starts while ``apply`` records the graph, instead of after it."""
 
     @staticmethod
-    def forward(ctx, q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale):  # noqa: ANN001, ANN205 - the op's
-        output = _fwd_impl(q, tokens, w_k, w_v, b_v, cu, scale)
+    def forward(ctx, q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale, output):  # noqa: ANN001, ANN205
         _setup_context(ctx, (q, tokens, w_k, w_v, b_v, cu, max_seqlen_k, scale), output)
         return output[0]
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, d_out):  # noqa: ANN001, ANN205
-        return _grads(ctx, d_out, _bwd_impl)
+        return *_grads(ctx, d_out, _bwd_impl), None
 
 
 def _validate(q: tuple, tokens: tuple, w_k: tuple, w_v: tuple, b_v: tuple | None, cu: tuple) -> None:
@@ -396,4 +399,6 @@ def pixel_attention(q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor, b_v: Te
         return pixel_attn_fwd(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)[0]
     if not needs_grad(q, tokens, w_k, w_v, b_v):  # eager inference: no statistics for a backward
         return _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale, need_lse=False)[0]
-    return _EagerPixelAttn.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale)
+    with torch.no_grad():  # the kernel starts before autograd's bookkeeping (host time the GPU would wait for)
+        output = _fwd_impl(q, tokens, w_k, w_v, b_v, cu_seqlens_k, scale)
+    return _EagerPixelAttn.apply(q, tokens, w_k, w_v, b_v, cu_seqlens_k, int(max_seqlen_k), scale, output)

@@ -38,7 +38,8 @@ from pathlib import Path
 import torch
 
 FORMAT = 1
-_SOURCES = ("pixel_attn.py", "film.py", "packing.py")
+# kernels and their ops (the ops hold the candidate configs): an edit to any of them starts a new cache file
+_SOURCES = ("pixel_attn.py", "pixel_attn_op.py", "film.py", "film_bwd.py", "film_op.py", "packing.py")
 _LOCK = threading.Lock()
 
 
