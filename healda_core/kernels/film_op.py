@@ -11,7 +11,8 @@ training: ``_EagerFilm``, with the ops' results and gradients); anything that tr
 Precision: with 16-bit tokens (autocast) the products take bf16 operands on the GPU, as the reference's;
 with fp32 tokens they are exact fp32; LayerNorm, SiLU and every accumulation are fp32. Embedding gradients use fp32 atomics, except under
 ``torch.use_deterministic_algorithms(True)``, where per-row gradients are reduced on the host
-deterministically. Dense weight gradients are always deterministic (per-program partials).
+deterministically. Dense weight gradients are reproducible: each program adds its row tiles' sums into its own
+slice in program order, and the host adds the slices.
 """
 
 from __future__ import annotations
