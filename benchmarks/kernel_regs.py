@@ -9,6 +9,11 @@ for a kernel change; the local triton may be newer than the GPU image's, so comp
 
     python benchmarks/kernel_regs.py                      # every kernel, the default settings
     python benchmarks/kernel_regs.py --kernel pa_fwd --warps 2,4 --stages 3 --tile 32,64
+    python benchmarks/kernel_regs.py --kernel film_bwd --sass   # + SASS instructions of the main loop by class
+
+``--sass`` adds the static SASS instruction count per thread of the kernel's outermost loop (its longest
+backward branch: the row-tile loop of FiLM, the pixel loop of pixel attention), by class: floating point,
+integer/address, shared memory, global loads, atomics, spills, shuffles, barriers, tensor-core MMAs.
 """
 
 from __future__ import annotations
@@ -54,13 +59,40 @@ def usage(fn, ptrs: dict, floats: set, consts: dict, warps: int, stages: int) ->
     tool = os.path.join(os.path.dirname(triton.backends.nvidia.__file__), "bin", "cuobjdump")
     try:
         out = subprocess.run([tool, "-res-usage", f.name], capture_output=True, text=True, check=True).stdout
+        sass = subprocess.run([tool, "-sass", f.name], capture_output=True, text=True, check=True).stdout \
+            if SASS else ""
     finally:
         os.unlink(f.name)
     vals = {m[0].lower(): int(m[1]) for m in re.findall(r"(REG|STACK|SHARED|LOCAL):(\d+)", out)}
     regs = vals.get("reg", 0)
     ctas = min(32, 65536 // max(1, regs * 32 * warps)) if regs else None
-    return {"regs": regs, "stack": vals.get("stack"), "local": vals.get("local"),
-            "shared_static": vals.get("shared"), "shared_dynamic": k.metadata.shared, "ctas_by_regs": ctas}
+    res = {"regs": regs, "stack": vals.get("stack"), "local": vals.get("local"),
+           "shared_static": vals.get("shared"), "shared_dynamic": k.metadata.shared, "ctas_by_regs": ctas}
+    return res | ({"loop_sass": loop_classes(sass)} if SASS else {})
+
+
+SASS = False
+_CLASSES = {"fp": ("FADD", "FMUL", "FFMA", "FMNMX", "MUFU", "FSEL", "FSETP", "F2FP", "F2F", "HADD2", "HMUL2", "HFMA2"),
+            "int": ("IMAD", "LOP3", "ISETP", "IADD3", "LEA", "SHF", "PRMT", "SGXT", "VIADD", "IABS", "IMNMX", "SEL"),
+            "smem": ("STS", "LDS", "LDSM", "STSM"), "gload": ("LDG",), "gstore": ("STG",), "atomic": ("REDG", "ATOMG"),
+            "spill": ("LDL", "STL"), "shfl": ("SHFL",), "bar": ("BAR",), "mma": ("HGMMA", "HMMA")}
+
+
+def loop_classes(sass: str) -> dict:
+    """Instruction counts of the longest loop (first backward branch target to the branch) by class."""
+    ins = []
+    for line in sass.splitlines():
+        m = re.match(r"\s+/\*([0-9a-f]+)\*/\s+(?:@!?U?P\w+\s+)?([A-Z0-9_]+)(.*)", line)
+        if m:
+            ins.append((int(m.group(1), 16), m.group(2), m.group(3)))
+    spans = [(int(t.group(1), 16), a) for a, op, rest in ins if op == "BRA"
+             and (t := re.search(r"0x([0-9a-f]+)", rest)) and int(t.group(1), 16) < a]
+    if not spans:
+        return {}
+    lo, hi = max(spans, key=lambda s: s[1] - s[0])
+    body = [op for a, op, _ in ins if lo <= a <= hi]
+    out = {k: sum(op in v for op in body) for k, v in _CLASSES.items()}
+    return {"total": len(body), **out, "other": len(body) - sum(out.values())}
 
 
 def pa(kind: str, warps: int, stages: int, tile: int) -> dict:
@@ -89,8 +121,8 @@ def film(kind: str, warps: int, stages: int, block: int) -> dict:
     return usage(fn, ptrs, {"eps"}, consts, warps, stages)
 
 
-DEFAULTS = {"pa_fwd": ([4], [3], [64]), "pa_bwd": ([2], [3], [32]), "pa_bwd_kv2": ([2], [3], [32]), "film_fwd": ([8], [2], [128]),
-            "film_bwd": ([8], [1], [128])}
+DEFAULTS = {"pa_fwd": ([4], [3], [64]), "pa_bwd": ([2], [3], [32]), "pa_bwd_kv2": ([2], [3], [32]), "film_fwd": ([4], [1], [64]),
+            "film_bwd": ([4], [1], [64])}
 
 
 def main() -> None:
@@ -99,7 +131,10 @@ def main() -> None:
     ap.add_argument("--warps", help="comma list (default: each kernel's default)")
     ap.add_argument("--stages", help="comma list")
     ap.add_argument("--tile", help="comma list: TILE_K (pixel attention) or BLOCK_M (FiLM)")
+    ap.add_argument("--sass", action="store_true", help="also count the main loop's SASS instructions by class")
     a = ap.parse_args()
+    global SASS
+    SASS = a.sass
     ints = lambda s: [int(v) for v in s.split(",")]  # noqa: E731
     for name in a.kernel.split(","):
         w0, s0, t0 = DEFAULTS[name]
