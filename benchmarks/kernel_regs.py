@@ -42,18 +42,21 @@ PA_CONST = dict(n_q=64, d=32, F=32, G=32, D_PAD=32, F_PAD=32, HAS_BIAS=True, DOT
 FILM_CONST = dict(M=50, E1=4, E2=16, E3=8, H=64, F=32, M_PAD=64, EMB_PAD=32, E1_PAD=16, E2_PAD=16, E3_PAD=16, H_PAD=64, F_PAD=32, HAS_PLAT=True, PREC="bf16")
 
 
-def _signature(fn, ptrs: dict, floats: set, consts: dict) -> tuple[dict, dict]:
+def _signature(fn, ptrs: dict, floats: set, consts: dict) -> tuple[dict, dict, dict]:
+    """Triton's signature, constexprs and attributes; every pointer is 16-byte aligned, as a real launch with
+    PyTorch allocations specialises it (without that, loads and stores compile to single-element accesses)."""
     sig = {}
     for n in fn.arg_names:
         sig[n] = "constexpr" if n in consts else ptrs.get(n, "fp32" if n in floats else "i32")
-    return sig, {(fn.arg_names.index(k),): v for k, v in consts.items()}
+    attrs = {(i,): [["tt.divisibility", 16]] for i, n in enumerate(fn.arg_names) if sig[n].startswith("*")}
+    return sig, {(fn.arg_names.index(k),): v for k, v in consts.items()}, attrs
 
 
 def usage(fn, ptrs: dict, floats: set, consts: dict, warps: int, stages: int) -> dict:
     """Compile ``fn`` for sm_90 and read its resource usage from the cubin."""
-    sig, cidx = _signature(fn, ptrs, floats, consts)
-    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=cidx), target=GPUTarget("cuda", 90, 32),
-                       options=dict(num_warps=warps, num_stages=stages))
+    sig, cidx, attrs = _signature(fn, ptrs, floats, consts)
+    k = triton.compile(ASTSource(fn=fn, signature=sig, constexprs=cidx, attrs=attrs),
+                       target=GPUTarget("cuda", 90, 32), options=dict(num_warps=warps, num_stages=stages))
     with tempfile.NamedTemporaryFile(suffix=".cubin", delete=False) as f:
         f.write(k.asm["cubin"])
     tool = os.path.join(os.path.dirname(triton.backends.nvidia.__file__), "bin", "cuobjdump")
