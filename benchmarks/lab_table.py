@@ -15,6 +15,9 @@ import sys
 def rows(lines: list[str]) -> list[str]:
     out = []
     for line in lines:
+        if line.startswith("--- "):  # section markers the device scripts write (variants, main's kernel)
+            out.append(line.rstrip())
+            continue
         if not line.startswith("LAB "):
             continue
         d = json.loads(line[4:])

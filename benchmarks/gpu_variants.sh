@@ -1,0 +1,21 @@
+#!/bin/bash
+# Device call: kernel variants side by side in one call, each in its own lab process at the same launch setting.
+# A variant is a folder benchmarks/_variants/<name>/ holding the healda_core/kernels/*.py files it replaces
+# (untracked files travel to the device); the working tree's own files run as "tree". For example, from main:
+#   for b in film-colsum film-fastmath pa-dbv; do mkdir -p benchmarks/_variants/$b
+#     for f in film.py film_bwd.py film_op.py pixel_attn.py; do
+#       git show $b:healda_core/kernels/$f > benchmarks/_variants/$b/$f; done; done
+# Usage: bash benchmarks/gpu_variants.sh OPS "SETTING" ["SETTING" ...]   (OPS: pa, film or pa,film)
+# Carry .whl.
+source benchmarks/gpu_setup.sh
+ops=$1; shift
+mkdir -p /tmp/tree_kernels && cp healda_core/kernels/*.py /tmp/tree_kernels/
+for v in tree benchmarks/_variants/*/; do
+  [ "$v" = "benchmarks/_variants/*/" ] && continue
+  cp /tmp/tree_kernels/*.py healda_core/kernels/
+  [ "$v" != tree ] && cp "$v"*.py healda_core/kernels/
+  echo "--- variant $(basename "$v")" >> "$OUT/lab.log"
+  for s in "$@"; do lab "$ops" "$s"; done
+done
+cp /tmp/tree_kernels/*.py healda_core/kernels/
+python3 benchmarks/lab_table.py "$OUT/lab.log" | cut -c1-300
