@@ -117,8 +117,8 @@ def _fwd_launch(cfg: dict, dm: dict, args: list, out: Tensor, eps: float) -> Non
     grid = (max(1, min(triton_cdiv(n, cfg["BLOCK_M"]), num_sms(out.device) * cfg["PROGS_PER_SM"])),)
     launch(
         K._film_fwd_kernel, grid, *args, out, n, dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"], eps,
-           **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype), num_warps=cfg["num_warps"],
-           num_stages=cfg["num_stages"])
+        **_consts(dm), BLOCK_M=cfg["BLOCK_M"], PREC=_prec(out.device, out.dtype), num_warps=cfg["num_warps"],
+        num_stages=cfg["num_stages"])
 
 
 def triton_cdiv(a: int, b: int) -> int:
