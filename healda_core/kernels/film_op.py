@@ -38,8 +38,11 @@ MAX_PAD = 256
 FWD = Tuner("film_fwd", [dict(BLOCK_M=64, num_warps=4, num_stages=st, PROGS_PER_SM=pp) for st, pp in
                          [(1, 8), (1, 16), (2, 4), (1, 4)]],
             dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=8), force=dict(num_warps=4))
-BWD = Tuner("film_bwd", [dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=pp) for pp in (4, 2, 8)],
-            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=4), force=dict(num_warps=4))
+# the backward's column sums run on the tensor cores (film_bwd.py): 8 warps / 128 rows issues the fewest
+# instructions per row offline (kernel_regs.py --sass), so the tuner tries it next to 4 warps / 64 rows
+BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=w, num_stages=1, PROGS_PER_SM=pp) for bm, w, pp in
+                         [(64, 4, 4), (64, 4, 2), (64, 4, 8), (128, 8, 1), (128, 8, 2)]],
+            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=4))
 
 
 def _pow2(n: int) -> int:
