@@ -30,7 +30,7 @@ from __future__ import annotations
 import triton
 import triton.language as tl
 
-from healda_core.kernels.film import _mm, _seg_t, _wcast
+from healda_core.kernels.film import _mm, _seg_t, _sigmoid, _wcast
 
 
 @triton.jit
@@ -76,7 +76,7 @@ def _hidden(meta, emb, w1m_t, w1e_t, B1, LNW, LNB, H, eps, H_PAD: tl.constexpr, 
     rstd = 1.0 / tl.sqrt(tl.sum(xc * xc, 1) / H + eps)
     xhat = xc * rstd[:, None]
     y = xhat * gam[None, :] + bet[None, :]
-    return xhat, rstd, y, 1.0 / (1.0 + tl.exp(-y)), gam
+    return xhat, rstd, y, _sigmoid(y), gam
 
 
 @triton.jit
