@@ -13,7 +13,7 @@ wheels+=($(ls .whl_fa3/*.whl 2>/dev/null))
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   "${wheels[@]}" > "$OUT/pip.log" 2>&1 || tail "$OUT/pip.log"
 export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 HEALDA_SHARED=$PWD/.gpu_shared
-lab() {  # $1 ops (pa, film, pa,film), $2 HEALDA_KERNEL_OVERRIDE
-  HEALDA_KERNEL_OVERRIDE="$2" timeout 45 python3 benchmarks/kernel_lab.py --ops "$1" --profile >> "$OUT/lab.log" 2>&1
+lab() {  # $1 ops (pa, film, pa,film), $2 HEALDA_KERNEL_OVERRIDE, more: kernel_lab.py arguments (--set ...)
+  HEALDA_KERNEL_OVERRIDE="$2" timeout 45 python3 benchmarks/kernel_lab.py --ops "$1" --profile "${@:3}" >> "$OUT/lab.log" 2>&1
   echo "lab $1 [$2] rc=$?"
 }

@@ -9,7 +9,8 @@ means the GPU finished the forward and waited for the host to reach the backward
 
     python benchmarks/host_timeline.py --ops pa,film --n 10000000 [--cprofile 30]
 
-``--cprofile K`` also prints the K functions with the most host time (cProfile, 100 calls of each fwd+bwd).
+``--cprofile K`` also prints the K functions with the most host time (cProfile, 100 calls of each fwd+bwd, and of
+the forward alone in grad mode by cumulative time); ``--no-gc`` runs with Python's garbage collector off.
 """
 
 from __future__ import annotations
@@ -50,8 +51,9 @@ def _mark(tag: str) -> None:
 PROFILE_TOP = 0
 
 
-def host_profile(fn, tag: str, calls: int = 100) -> None:
-    """Print the ``PROFILE_TOP`` functions with the most own host time over ``calls`` calls of ``fn``."""
+def host_profile(fn, tag: str, calls: int = 100, sort: str = "tottime") -> None:
+    """Print the ``PROFILE_TOP`` functions with the most host time (``sort``: own or cumulative) over ``calls``
+    calls of ``fn``."""
     import cProfile
     import pstats
 
@@ -62,8 +64,8 @@ def host_profile(fn, tag: str, calls: int = 100) -> None:
         fn()
         torch.cuda.synchronize()
     pr.disable()
-    print(f"--- cProfile {tag} ({calls} calls, own time)", flush=True)
-    pstats.Stats(pr, stream=sys.stdout).sort_stats("tottime").print_stats(PROFILE_TOP)
+    print(f"--- cProfile {tag} ({calls} calls, {sort})", flush=True)
+    pstats.Stats(pr, stream=sys.stdout).sort_stats(sort).print_stats(PROFILE_TOP)
 
 
 def timeline(fn, reps: int = 10) -> dict:
@@ -112,6 +114,8 @@ def run_pa(n: int) -> dict:
     res = {"pa_fwd_bwd": timeline(fwd_bwd), "pa_fwd": timeline(fwd)}
     if PROFILE_TOP:
         host_profile(fwd_bwd, "pixel attention fwd+bwd")
+        host_profile(lambda: op.pixel_attention(*leaves, cu, mx, None), "pixel attention fwd, grad mode",
+                     sort="cumulative")
     return res
 
 
@@ -137,6 +141,12 @@ def run_film(n: int) -> dict:
     res = {"film_fwd_bwd": timeline(fwd_bwd)}
     if PROFILE_TOP:
         host_profile(fwd_bwd, "FiLM fwd+bwd")
+
+        def fwd_grad():
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return mod(*args)
+
+        host_profile(fwd_grad, "FiLM fwd, grad mode", sort="cumulative")
     return res
 
 
@@ -145,10 +155,15 @@ def main() -> None:
     ap.add_argument("--ops", default="pa,film")
     ap.add_argument("--n", type=int, default=10_000_000)
     ap.add_argument("--cprofile", type=int, default=0, metavar="K")
+    ap.add_argument("--no-gc", action="store_true", help="disable Python's garbage collector (its pauses)")
     a = ap.parse_args()
+    if a.no_gc:
+        import gc
+
+        gc.disable()
     global PROFILE_TOP
     PROFILE_TOP = a.cprofile
-    res: dict = {"n": a.n, "torch": torch.__version__}
+    res: dict = {"n": a.n, "torch": torch.__version__, "gc": not a.no_gc}
     for o in a.ops.split(","):
         res |= {"pa": run_pa, "film": run_film}[o](a.n)
     print("TIMELINE " + json.dumps(res), flush=True)

@@ -10,6 +10,8 @@ its own process (a compiler fault that corrupts the CUDA context then costs one 
         HEALDA_KERNEL_OVERRIDE=$s python benchmarks/kernel_lab.py --ops pa,film --n 10000000; done
 
 ``--film-dot tf32|bf16`` forces the FiLM product precision; ``--pa-max-block-q 32`` splits the kv heads.
+``--set film_bwd:num_stages=2,PROGS_PER_SM=2`` changes one kernel's default setting (repeatable; run with
+``HEALDA_KERNEL_OVERRIDE=""`` so that nothing overrides it), to time the forward and backward at different settings.
 """
 
 from __future__ import annotations
@@ -135,7 +137,17 @@ def main() -> None:
                    help="cap the query rows per program (32: one kv head per launch, no block-diagonal tile)")
     p.add_argument("--profile", action="store_true", help="also list the CUDA kernels of one fwd+bwd by time")
     p.add_argument("--deterministic", action="store_true", help="torch.use_deterministic_algorithms(True)")
+    p.add_argument("--set", action="append", default=[], metavar="KERNEL:K=V,...",
+                   help="change one tuner's default setting, e.g. film_bwd:num_stages=2")
     a = p.parse_args()
+    if a.set:
+        from healda_core.kernels import film_op, pixel_attn_op  # noqa: F401 - registers the tuners
+        from healda_core.kernels.tuning import TUNERS
+
+        for item in a.set:
+            name, kv = item.split(":", 1)
+            TUNERS[name].default = {**TUNERS[name].default,
+                                    **{k: int(v) for k, v in (x.split("=") for x in kv.split(","))}}
     global PROFILE
     PROFILE = a.profile
     if a.deterministic:
@@ -144,7 +156,7 @@ def main() -> None:
         from healda_core.kernels import pixel_attn_op
 
         pixel_attn_op.MAX_BLOCK_Q = a.pa_max_block_q
-    res = {"override": os.environ.get("HEALDA_KERNEL_OVERRIDE"), "film_dot": a.film_dot, "n": a.n,
+    res = {"override": os.environ.get("HEALDA_KERNEL_OVERRIDE"), "set": a.set, "film_dot": a.film_dot, "n": a.n,
            "pa_max_block_q": a.pa_max_block_q,
            "DISABLE_MMA_V3": os.environ.get("DISABLE_MMA_V3"), "deterministic": a.deterministic}
     t0 = time.perf_counter()

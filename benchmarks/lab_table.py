@@ -26,7 +26,7 @@ def rows(lines: list[str]) -> list[str]:
                 continue
             prof = {k[:16]: v for k, v in (d.get(op + "_profile") or []) if k.startswith("_")}
             err = {k: round(v, 4) for k, v in (d.get(op + "_err") or {}).items()}
-            out.append(f"{op} {d['override']} fwd {d.get(op + '_fwd_ms', -1):.3f} fwdbwd "
+            out.append(f"{op} {d['override']} {' '.join(d.get('set') or [])} fwd {d.get(op + '_fwd_ms', -1):.3f} fwdbwd "
                        f"{d.get(op + '_fwdbwd_ms', -1):.3f} {prof} host {d.get(op + '_fwd_host_us')} err {err} "
                        f"{d.get(op + '_error', '')[:200]}")
     return out

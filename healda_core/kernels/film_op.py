@@ -31,18 +31,16 @@ from healda_core.kernels.tuning import Tuner, bucket, num_sms
 MAX_PAD = 256
 
 # Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). H200 sweeps at 10 M
-# rows (docs/benchmarks.md, session 10): 4 warps and 64-row tiles, two CTAs per SM, are the fastest for both now
-# that the backward adds its weight gradients per tile (forward 1.91 ms at 1 stage / 8 per SM against 2.25–2.3 ms
-# at the earlier 8 warps / 128 rows; backward 6.1–6.2 ms against 6.8 ms). Session 3's faults at 4 warps (Triton
-# 3.6, earlier kernels) did not recur with these kernels; ``force`` pins every candidate to 4 warps.
+# rows (docs/benchmarks.md, sessions 10-11): 4 warps and 64-row tiles are the fastest for both. Forward 1.64 ms at
+# 2 stages / 8 per SM against 1.88 ms at 1 stage and 2.04 ms at 2 stages / 4 per SM; backward 5.19-5.23 ms at
+# 1 stage / 2 or 4 per SM against 6.24 ms at 2 stages, 5.80 ms at 8 warps / 128 rows and 8.2 ms at 8 warps / 64
+# rows. Session 3's faults at 4 warps (Triton 3.6, earlier kernels) did not recur with these kernels; ``force``
+# pins every candidate to 4 warps.
 FWD = Tuner("film_fwd", [dict(BLOCK_M=64, num_warps=4, num_stages=st, PROGS_PER_SM=pp) for st, pp in
-                         [(1, 8), (1, 16), (2, 4), (1, 4)]],
-            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=8), force=dict(num_warps=4))
-# the backward's column sums run on the tensor cores (film_bwd.py): 8 warps / 128 rows issues the fewest
-# instructions per row offline (kernel_regs.py --sass), so the tuner tries it next to 4 warps / 64 rows
-BWD = Tuner("film_bwd", [dict(BLOCK_M=bm, num_warps=w, num_stages=1, PROGS_PER_SM=pp) for bm, w, pp in
-                         [(64, 4, 4), (64, 4, 2), (64, 4, 8), (128, 8, 1), (128, 8, 2)]],
-            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=4))
+                         [(2, 8), (2, 16), (1, 8), (2, 4)]],
+            dict(BLOCK_M=64, num_warps=4, num_stages=2, PROGS_PER_SM=8), force=dict(num_warps=4))
+BWD = Tuner("film_bwd", [dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=pp) for pp in (4, 2, 8)],
+            dict(BLOCK_M=64, num_warps=4, num_stages=1, PROGS_PER_SM=4), force=dict(num_warps=4))
 
 
 def _pow2(n: int) -> int:
