@@ -20,10 +20,12 @@ from __future__ import annotations
 
 import os
 
+import torch
 import triton
 import triton.language as tl
 
-_FAST_MATH = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") != "1")  # PTX only when compiled for the GPU
+# inline PTX only when compiled for an NVIDIA GPU (not in the CPU interpreter, not on ROCm builds of PyTorch)
+_FAST_MATH = tl.constexpr(os.environ.get("TRITON_INTERPRET", "0") != "1" and torch.version.hip is None)
 
 
 @triton.jit
