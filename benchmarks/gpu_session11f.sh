@@ -3,7 +3,7 @@
 # pa-reload: q and dO loaded again for the weight gradients instead of kept live across the token loop (outer-loop
 # spill instructions 60 -> 17 offline). pa-stackT: the same loads transposed and stacked by kv head, so one product
 # gives both heads' dW_k (dW_v) and one row sum both db_v (4 products + 2 column sums -> 2 products + 1 row sum).
-# Files: benchmarks/_variants/<name>/pixel_attn.py. Carry .whl.
+# Files: benchmarks/_variants/<name>/pixel_attn.py (pa-stackT on branch s11-variants; pa-reload is main since d69cc8b). Carry .whl.
 source benchmarks/gpu_setup.sh
 P="TILE_K=32,num_warps=2,num_stages=3,KV=2,PROGS_PER_SM=16"
 cp healda_core/kernels/pixel_attn.py /tmp/pa_tree.py
