@@ -54,6 +54,12 @@ def _mm(a, b, PREC: tl.constexpr):
 
 
 @triton.jit
+def _by_head(x, first, dt: tl.constexpr):
+    """A (BLOCK_Q × ·) row tile split by kv head: (the first head's rows, zeros elsewhere; the second's) in ``dt``."""
+    return tl.where(first[:, None], x, 0.0).to(dt), tl.where(first[:, None], 0.0, x).to(dt)
+
+
+@triton.jit
 def _head_w(W, head, d, F, cj, fj, w_mask, sdt: tl.constexpr):
     """Rows [head·d, head·d + d) of a (n_kv·d, F) weight as a (D_PAD × F_PAD) tile in ``sdt``."""
     return tl.load(W + head * d * F + cj[:, None] * F + fj[None, :], mask=w_mask, other=0.0).to(sdt)
@@ -228,10 +234,8 @@ def _pa_bwd_kernel(
         ov = tl.load(OUT + pq + q_loc, mask=ld, other=0.0).to(tl.float32)
         lse = tl.load(LSE + pix * n_q + row0 + ri, mask=row_ok & nonempty, other=0.0)
         if NKV_P == 2:
-            q0 = tl.where(first[:, None], qv, 0.0).to(cdt)
-            q1 = tl.where(first[:, None], 0.0, qv).to(cdt)
-            do0 = tl.where(first[:, None], dov, 0.0).to(cdt)
-            do1 = tl.where(first[:, None], 0.0, dov).to(cdt)
+            q0, q1 = _by_head(qv, first, cdt)
+            do0, do1 = _by_head(dov, first, cdt)
             qt = (_mm(q0.to(sdt), wk0, DOT_PREC) + _mm(q1.to(sdt), wk1, DOT_PREC)) * qk_scale
             da32 = _mm(do0, wv0, DOT_PREC) + _mm(do1, wv1, DOT_PREC)
         else:
@@ -282,10 +286,8 @@ def _pa_bwd_kernel(
         qv = tl.load(Q + pq + q_loc, mask=ld, other=0.0).to(cdt)
         dov = tl.load(DOUT + pq + q_loc, mask=ld, other=0.0).to(cdt)
         if NKV_P == 2:
-            q0 = tl.where(first[:, None], qv, 0.0).to(cdt)
-            q1 = tl.where(first[:, None], 0.0, qv).to(cdt)
-            do0 = tl.where(first[:, None], dov, 0.0).to(cdt)
-            do1 = tl.where(first[:, None], 0.0, dov).to(cdt)
+            q0, q1 = _by_head(qv, first, cdt)
+            do0, do1 = _by_head(dov, first, cdt)
             dqf = tl.where(first[:, None], _mm(dqs, tl.trans(wk0), DOT_PREC), _mm(dqs, tl.trans(wk1), DOT_PREC))
             tl.atomic_add(base + mat, _mm(tl.trans(q0), dqt, DOT_PREC), sem="relaxed")
             tl.atomic_add(base + D_PAD * F_PAD + mat, _mm(tl.trans(q1), dqt, DOT_PREC), sem="relaxed")
