@@ -4,13 +4,9 @@
 # benchmarks/_variants/<branch>/ (copied from the branches film-colsum, film-fastmath, pa-dbv; see gpu_variants.sh).
 # Carry .whl.
 source benchmarks/gpu_setup.sh
-mkdir -p /tmp/tree_kernels && cp healda_core/kernels/*.py /tmp/tree_kernels/
-use() { cp /tmp/tree_kernels/*.py healda_core/kernels/
-        [ "$1" != tree ] && cp benchmarks/_variants/$1/*.py healda_core/kernels/
-        echo "--- variant $1" >> "$OUT/lab.log"; }
 F1="BLOCK_M=64,num_warps=4,num_stages=1,PROGS_PER_SM=4"; F2="BLOCK_M=128,num_warps=8,num_stages=1,PROGS_PER_SM=2"
-for v in tree film-colsum film-fastmath; do use $v; lab film "$F1"; lab film "$F2"; done
+for v in tree film-colsum film-fastmath; do variant $v; lab film "$F1"; lab film "$F2"; done
 P="TILE_K=32,num_warps=2,num_stages=3,KV=2,PROGS_PER_SM=16"
-for v in tree pa-dbv tree pa-dbv; do use $v; lab pa "$P"; done
-cp /tmp/tree_kernels/*.py healda_core/kernels/
+for v in tree pa-dbv tree pa-dbv; do variant $v; lab pa "$P"; done
+variant_end
 python3 benchmarks/lab_table.py "$OUT/lab.log" | cut -c1-330

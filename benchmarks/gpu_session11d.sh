@@ -5,11 +5,9 @@
 # merged kernels. Carry .whl, .whl_ref.
 source benchmarks/gpu_setup.sh reference
 P="TILE_K=32,num_warps=2,num_stages=3,KV=2,PROGS_PER_SM=16"
-cp healda_core/kernels/pixel_attn.py /tmp/pa_tree.py
-echo "--- variant tree" >> "$OUT/lab.log"; lab pa "$P"
-cp benchmarks/_variants/pa-nowgrad/pixel_attn.py healda_core/kernels/
-echo "--- variant pa-nowgrad" >> "$OUT/lab.log"; lab pa "$P"
-cp /tmp/pa_tree.py healda_core/kernels/pixel_attn.py
+variant tree; lab pa "$P"
+variant pa-nowgrad; lab pa "$P"
+variant_end
 python3 benchmarks/lab_table.py "$OUT/lab.log" | cut -c1-300
 timeout 300 python3 benchmarks/kernels_vs_reference.py --out "$OUT" --torch-max-n 0 > "$OUT/kvr.log" 2>&1
 echo "kernels_vs_reference rc=$?"; grep -E "speed-up|N=" "$OUT/kvr.log" | tail -n 14

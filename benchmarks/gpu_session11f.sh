@@ -6,11 +6,8 @@
 # Files: benchmarks/_variants/<name>/pixel_attn.py (pa-stackT on branch s11-variants; pa-reload is main since d69cc8b). Carry .whl.
 source benchmarks/gpu_setup.sh
 P="TILE_K=32,num_warps=2,num_stages=3,KV=2,PROGS_PER_SM=16"
-cp healda_core/kernels/pixel_attn.py /tmp/pa_tree.py
 for v in tree pa-reload pa-stackT tree pa-reload pa-stackT; do
-  cp /tmp/pa_tree.py healda_core/kernels/pixel_attn.py
-  [ "$v" != tree ] && cp benchmarks/_variants/$v/pixel_attn.py healda_core/kernels/
-  echo "--- variant $v" >> "$OUT/lab.log"; lab pa "$P"
+  variant $v; lab pa "$P"
 done
-cp /tmp/pa_tree.py healda_core/kernels/pixel_attn.py
+variant_end
 python3 benchmarks/lab_table.py "$OUT/lab.log" | cut -c1-300

@@ -5,7 +5,9 @@
 # out of git. The device carries at most 64 MiB: .whl + .whl_fa3 + .gpu_shared fit, so do .whl + .whl_ref +
 # .gpu_shared. (Until session 6 the reference wheel lay in .whl itself.)
 # `lab OPS OVERRIDE` runs benchmarks/kernel_lab.py for one launch setting in its own process, into $OUT/lab.log
-# (`python3 benchmarks/lab_table.py "$OUT/lab.log"` tabulates it).
+# (`python3 benchmarks/lab_table.py "$OUT/lab.log"` tabulates it). `variant NAME` puts the working tree's kernels
+# back and lays benchmarks/_variants/NAME/*.py over them (NAME tree: the tree's own), marking $OUT/lab.log;
+# `variant_end` restores the tree's kernels.
 set -o pipefail
 wheels=($(ls .whl/*.whl | grep -v physicsnemo))
 if [ "${1:-}" = reference ]; then wheels+=($(ls .whl_ref/*.whl .whl/nvidia_physicsnemo*.whl 2>/dev/null)); fi
@@ -17,3 +19,10 @@ lab() {  # $1 ops (pa, film, pa,film), $2 HEALDA_KERNEL_OVERRIDE, more: kernel_l
   HEALDA_KERNEL_OVERRIDE="$2" timeout 45 python3 benchmarks/kernel_lab.py --ops "$1" --profile "${@:3}" >> "$OUT/lab.log" 2>&1
   echo "lab $1 [$2] rc=$?"
 }
+TREE_KERNELS=$(mktemp -d) && cp healda_core/kernels/*.py "$TREE_KERNELS"/  # this call's tree (a warm machine keeps /tmp)
+variant() {  # $1: tree, or a folder under benchmarks/_variants/ holding the healda_core/kernels/*.py it replaces
+  cp "$TREE_KERNELS"/*.py healda_core/kernels/
+  if [ "$1" != tree ]; then cp "benchmarks/_variants/$1/"*.py healda_core/kernels/; fi
+  echo "--- variant $1" >> "$OUT/lab.log"
+}
+variant_end() { cp "$TREE_KERNELS"/*.py healda_core/kernels/; }

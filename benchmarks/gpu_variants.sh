@@ -9,13 +9,10 @@
 # Carry .whl.
 source benchmarks/gpu_setup.sh
 ops=$1; shift
-mkdir -p /tmp/tree_kernels && cp healda_core/kernels/*.py /tmp/tree_kernels/
 for v in tree benchmarks/_variants/*/; do
   [ "$v" = "benchmarks/_variants/*/" ] && continue
-  cp /tmp/tree_kernels/*.py healda_core/kernels/
-  [ "$v" != tree ] && cp "$v"*.py healda_core/kernels/
-  echo "--- variant $(basename "$v")" >> "$OUT/lab.log"
+  variant "$(basename "$v")"
   for s in "$@"; do lab "$ops" "$s"; done
 done
-cp /tmp/tree_kernels/*.py healda_core/kernels/
+variant_end
 python3 benchmarks/lab_table.py "$OUT/lab.log" | cut -c1-300
