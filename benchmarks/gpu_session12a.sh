@@ -3,7 +3,7 @@
 # weight gradients in a second kernel (_pa_wgrad_kernel; per-pixel dq̃ and Σp·x stored to two scratch buffers)
 # against main's kernels, alternating, same call; then the pixel-attention and launch GPU tests on the branch.
 # Offline (kernel_regs.py --sass, Triton 3.6): the backward's per-pixel loop 2,341 -> 1,860 instructions, spill
-# instructions 60 -> 4; the weight-gradient kernel 102 registers, 195 instructions per slot and head.
+# instructions 60 -> 4; the weight-gradient kernel 101 registers, 106 instructions per slot and head.
 # Before the call, from the branch (untracked files travel to the device):
 #   mkdir -p benchmarks/_old && for f in pixel_attn pixel_attn_op; do
 #     git show main:healda_core/kernels/$f.py > benchmarks/_old/$f.py; done

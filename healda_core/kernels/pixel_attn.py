@@ -324,7 +324,7 @@ def _pa_wgrad_kernel(
         s_loc = (h * G + rr)[:, None] * F_PAD + fj[None, :]
         acc_k = tl.zeros([D_PAD, F_PAD], tl.float32)
         acc_v = tl.zeros([D_PAD, F_PAD], tl.float32)
-        acc_b = tl.zeros([D_PAD], tl.float32)
+        acc_b = tl.zeros([R_PAD, D_PAD], tl.float32)  # summed over rows once, after the loop
         for it in range(pid, n_work, nprog):
             pq = tl.load(ORDER + it).to(tl.int64) * (n_q * d)
             slot = tl.cast(it, tl.int64) * (BLOCK_Q * F_PAD)
@@ -334,7 +334,7 @@ def _pa_wgrad_kernel(
             ac = tl.load(AC + slot + s_loc, mask=r_ok[:, None], other=0.0)
             acc_k += _mm(tl.trans(q), dqt, DOT_PREC)
             acc_v += _mm(tl.trans(do), ac, DOT_PREC)
-            acc_b += tl.sum(do.to(tl.float32), 0)
+            acc_b += do.to(tl.float32)
         tl.store(base + h * D_PAD * F_PAD + mat, acc_k)
         tl.store(base + KP * F_PAD + h * D_PAD * F_PAD + mat, acc_v)
-        tl.store(base + 2 * KP * F_PAD + h * D_PAD + cj, acc_b)
+        tl.store(base + 2 * KP * F_PAD + h * D_PAD + cj, tl.sum(acc_b, 0))
