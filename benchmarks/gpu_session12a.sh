@@ -5,17 +5,13 @@
 # Offline (kernel_regs.py --sass, Triton 3.6): the backward's per-pixel loop 2,341 -> 1,860 instructions, spill
 # instructions 60 -> 4; the weight-gradient kernel 101 registers, 106 instructions per slot and head.
 # Before the call, from the branch (untracked files travel to the device):
-#   mkdir -p benchmarks/_old && for f in pixel_attn pixel_attn_op; do
-#     git show main:healda_core/kernels/$f.py > benchmarks/_old/$f.py; done
+#   mkdir -p benchmarks/_variants/main && for f in pixel_attn pixel_attn_op; do
+#     git show main:healda_core/kernels/$f.py > benchmarks/_variants/main/$f.py; done
 # Carry .whl, .gpu_shared.
 source benchmarks/gpu_setup.sh
 P="TILE_K=32,num_warps=2,num_stages=3,KV=2,PROGS_PER_SM=16"
-mkdir -p /tmp/new && cp healda_core/kernels/pixel_attn.py healda_core/kernels/pixel_attn_op.py /tmp/new/
-for v in new main new main; do
-  if [ $v = new ]; then cp /tmp/new/*.py healda_core/kernels/; else cp benchmarks/_old/*.py healda_core/kernels/; fi
-  echo "--- variant $v" >> "$OUT/lab.log"; lab pa "$P"
-done
-cp /tmp/new/*.py healda_core/kernels/
+for v in tree main tree main; do variant $v; lab pa "$P"; done
+variant_end
 python3 benchmarks/lab_table.py "$OUT/lab.log" | cut -c1-300
 HEALDA_AUTOTUNE=off timeout 230 python3 -m pytest -q -p no:cacheprovider tests/kernels/test_launch.py \
   tests/kernels/test_pixel_attn.py > "$OUT/pytest.log" 2>&1
