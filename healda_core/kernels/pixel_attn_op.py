@@ -219,7 +219,7 @@ def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dou
     acc = torch.empty_like(dqt)
     parts = []
     for ph in range(plan.phases):
-        part = torch.zeros(wgrid, per, device=q.device, dtype=torch.float32)
+        part = torch.empty(wgrid, per, device=q.device, dtype=torch.float32)  # every slice written whole
         if p:
             launch(
                 K._pa_bwd_kernel, (grid,),
