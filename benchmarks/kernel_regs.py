@@ -99,11 +99,14 @@ def loop_classes(sass: str) -> dict:
 
 
 def pa(kind: str, warps: int, stages: int, tile: int) -> dict:
-    ptrs = {n: "*bf16" for n in ("Q", "X", "OUT", "DOUT", "DQ", "DX")}
+    ptrs = {n: "*bf16" for n in ("Q", "X", "OUT", "DOUT", "DQ", "DX", "DQT", "AC")}
     ptrs |= {n: "*fp32" for n in ("WK", "WV", "BV", "LSE", "PART")} | {n: "*i32" for n in ("SEG", "CU", "ORDER")}
     if kind == "fwd":
         fn = PA._pa_fwd_kernel
         consts = PA_CONST | dict(BLOCK_Q=64, NKV_P=2, TILE_K=tile, WRITE_LSE=False, D_EXACT=True, F_EXACT=True)
+    elif kind == "wgrad":  # the weight-gradient kernel of the backward (when the backward has one)
+        fn = PA._pa_wgrad_kernel
+        consts = PA_CONST | dict(BLOCK_Q=64, NKV_P=2, R_PAD=32)
     else:
         fn = PA._pa_bwd_kernel
         two = kind == "bwd_kv2"  # both kv heads in one pass (the natural-layout backward only)
@@ -124,7 +127,8 @@ def film(kind: str, warps: int, stages: int, block: int) -> dict:
     return usage(fn, ptrs, {"eps"}, consts, warps, stages)
 
 
-DEFAULTS = {"pa_fwd": ([4], [3], [64]), "pa_bwd": ([2], [3], [32]), "pa_bwd_kv2": ([2], [3], [32]), "film_fwd": ([4], [1], [64]),
+DEFAULTS = {"pa_fwd": ([4], [3], [64]), "pa_bwd": ([2], [3], [32]), "pa_bwd_kv2": ([2], [3], [32]),
+            "pa_wgrad": ([4], [3], [0]), "film_fwd": ([4], [1], [64]),
             "film_bwd": ([4], [1], [64])}
 
 

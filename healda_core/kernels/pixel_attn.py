@@ -27,11 +27,13 @@ Precision with bf16 inputs: the products whose sums cancel or feed the softmax (
 that could be tiny are scaled per row to O(1) first, and the scale is folded back outside the loop.
 The rest are bf16; every accumulation is fp32.
 
-The backward is persistent: each program walks a fixed stride of pixels (largest first) and adds each pixel's
-weight gradients into its own slice of a zeroed partial buffer with relaxed atomics (holding the sums in
-registers, as until session 9, took 64 of the 255 registers at 2 warps: the kernel ran 2.19 ms at 10 M tokens on
-the H200 against 2.10 ms now). Every slice element is added by one thread in program order (same-location
-atomics of one thread are coherence-ordered), so the host's sum of the slices is reproducible.
+The backward is persistent: each program walks a fixed stride of pixels (largest first). It stores each pixel's
+dq̃ and a = Σ p·x (the 16-bit operands of the weight-gradient products) at the pixel's schedule slot, and a second
+kernel (``_pa_wgrad_kernel``) sums dW_k, dW_v, db_v from them and q, dO, one kv head's rows at a time, holding
+the sums in registers and writing one slice per program (the host adds the slices: reproducible). Doing those
+products per pixel inside the backward, with row-masked operands and atomic adds, cost 0.65 ms of its 2.08 ms at
+10 M tokens on the H200 (docs/benchmarks.md, session 11); the scratch costs two (P, BLOCK_Q, F_PAD) buffers in the
+tokens' dtype.
 """
 
 from __future__ import annotations
@@ -175,16 +177,17 @@ def _pa_fwd_kernel(
 
 @triton.jit
 def _pa_bwd_kernel(
-    Q, X, WK, WV, BV, CU, ORDER, OUT, DOUT, LSE, DQ, DX, PART,
+    Q, X, WK, WV, BV, CU, ORDER, OUT, DOUT, LSE, DQ, DX, DQT, AC,
     n_pix, n_q: tl.constexpr, d: tl.constexpr, F: tl.constexpr, row0, head0, rows, qk_scale,
     G: tl.constexpr, BLOCK_Q: tl.constexpr, D_PAD: tl.constexpr, F_PAD: tl.constexpr,
     NKV_P: tl.constexpr, TILE_K: tl.constexpr, HAS_BIAS: tl.constexpr,
     DOT_PREC: tl.constexpr, ACCUM_DX: tl.constexpr,
 ):
-    """Persistent: each program walks a stride of pixels (largest first) and adds each pixel's weight gradients
-    into its slice of PART (zeroed by the host). Rows stay in their natural (BLOCK_Q × D_PAD) layout, as in the forward; with two kv
-    heads per launch (NKV_P = 2) the per-head projections are row-masked products, and the token-side products
-    (scores, dx, dq̃, Σp·x) run once for both heads, so X is read and dX written once."""
+    """Persistent: each program walks a stride of pixels (largest first). Rows stay in their natural
+    (BLOCK_Q × D_PAD) layout, as in the forward; with two kv heads per launch (NKV_P = 2) the per-head projections
+    are row-masked products, and the token-side products (scores, dx, dq̃, Σp·x) run once for both heads, so X is
+    read and dX written once. Each pixel's dq̃ and a = Σ p·x (BLOCK_Q × F_PAD, the products' 16-bit operands) go
+    to DQT and AC at its schedule slot; ``_pa_wgrad_kernel`` turns them into the weight gradients."""
     INV_LOG2E: tl.constexpr = 0.6931471805599453
     pid = tl.program_id(0)
     nprog = tl.num_programs(0)
@@ -213,9 +216,7 @@ def _pa_bwd_kernel(
         if HAS_BIAS:
             b1 = tl.load(BV + (head0 + 1) * d + cj, mask=c_ok, other=0.0).to(tl.float32)
             brow = tl.where(first[:, None], brow, b1[None, :])
-    KP: tl.constexpr = NKV_P * D_PAD
-    base = PART + pid.to(tl.int64) * (2 * KP * F_PAD + KP)
-    mat = cj[:, None] * F_PAD + fj[None, :]
+    s_loc = ri[:, None] * F_PAD + fj[None, :]  # a (BLOCK_Q × F_PAD) scratch tile
     tk = tl.arange(0, TILE_K)
 
     n_work = tl.load(ORDER + n_pix)  # as in the forward: the empty pixels after n_work get dQ = 0 only
@@ -281,24 +282,59 @@ def _pa_bwd_kernel(
         dqt = (dq_acc * (sc * scale)[:, None]).to(cdt)
         dqs = (dq_acc * scale).to(sdt)
         ac = a_acc.to(cdt)
-        # q and dO loaded again (cache hits) instead of kept live across the token loop: the per-pixel loop's spill
-        # instructions 60 -> 17 offline, backward 2.08 -> 2.03 ms at 10 M on the H200 (docs/benchmarks.md, session 11)
-        qv = tl.load(Q + pq + q_loc, mask=ld, other=0.0).to(cdt)
-        dov = tl.load(DOUT + pq + q_loc, mask=ld, other=0.0).to(cdt)
+        slot = tl.cast(it, tl.int64) * (BLOCK_Q * F_PAD)
+        tl.store(DQT + slot + s_loc, dqt)
+        tl.store(AC + slot + s_loc, ac)
         if NKV_P == 2:
-            q0, q1 = _by_head(qv, first, cdt)
-            do0, do1 = _by_head(dov, first, cdt)
             dqf = tl.where(first[:, None], _mm(dqs, tl.trans(wk0), DOT_PREC), _mm(dqs, tl.trans(wk1), DOT_PREC))
-            tl.atomic_add(base + mat, _mm(tl.trans(q0), dqt, DOT_PREC), sem="relaxed")
-            tl.atomic_add(base + D_PAD * F_PAD + mat, _mm(tl.trans(q1), dqt, DOT_PREC), sem="relaxed")
-            tl.atomic_add(base + KP * F_PAD + mat, _mm(tl.trans(do0), ac, DOT_PREC), sem="relaxed")
-            tl.atomic_add(base + KP * F_PAD + D_PAD * F_PAD + mat, _mm(tl.trans(do1), ac, DOT_PREC), sem="relaxed")
-            tl.atomic_add(base + 2 * KP * F_PAD + cj, tl.sum(do0.to(tl.float32), 0), sem="relaxed")
-            tl.atomic_add(base + 2 * KP * F_PAD + D_PAD + cj, tl.sum(do1.to(tl.float32), 0), sem="relaxed")
         else:
             dqf = _mm(dqs, tl.trans(wk0), DOT_PREC)
-            tl.atomic_add(base + mat, _mm(tl.trans(qv), dqt, DOT_PREC), sem="relaxed")
-            tl.atomic_add(base + KP * F_PAD + mat, _mm(tl.trans(dov), ac, DOT_PREC), sem="relaxed")
-            tl.atomic_add(base + 2 * KP * F_PAD + cj, tl.sum(dov.to(tl.float32), 0), sem="relaxed")
         tl.store(DQ + pq + q_loc, (dqf * sc[:, None]).to(DQ.dtype.element_ty), mask=q_mask)
 
+
+
+@triton.jit
+def _pa_wgrad_kernel(
+    Q, DOUT, ORDER, DQT, AC, PART,
+    n_pix, n_q: tl.constexpr, d: tl.constexpr, row0, G: tl.constexpr, BLOCK_Q: tl.constexpr,
+    D_PAD: tl.constexpr, F_PAD: tl.constexpr, NKV_P: tl.constexpr, R_PAD: tl.constexpr, DOT_PREC: tl.constexpr,
+):
+    """The weight gradients of one backward launch from the per-pixel dq̃ and a of ``_pa_bwd_kernel``:
+
+        dW_k,h = Σ_p Σ_{r∈h} q_r ⊗ dq̃_r      dW_v,h = Σ_p Σ_{r∈h} dO_r ⊗ a_r      db_v,h = Σ_p Σ_{r∈h} dO_r
+
+    Persistent over the schedule slots [0, n_work); each kv head's rows are their own (R_PAD × ·) tiles, so no
+    product runs on masked rows, and the sums stay in registers until one store into the program's slice of PART
+    (head-major dW_k (NKV_P·D_PAD × F_PAD), dW_v, db_v (NKV_P·D_PAD)): every slice is written whole, by one
+    program, in a fixed order, so the host's sum of the slices is reproducible."""
+    pid = tl.program_id(0)
+    nprog = tl.num_programs(0)
+    cdt = DQT.dtype.element_ty
+    rr = tl.arange(0, R_PAD)
+    cj = tl.arange(0, D_PAD)
+    fj = tl.arange(0, F_PAD)
+    r_ok = rr < G
+    q_mask = r_ok[:, None] & (cj < d)[None, :]
+    KP: tl.constexpr = NKV_P * D_PAD
+    base = PART + pid.to(tl.int64) * (2 * KP * F_PAD + KP)
+    mat = cj[:, None] * F_PAD + fj[None, :]
+    n_work = tl.load(ORDER + n_pix)
+    for h in tl.static_range(NKV_P):
+        q_loc = (row0 + h * G + rr)[:, None] * d + cj[None, :]
+        s_loc = (h * G + rr)[:, None] * F_PAD + fj[None, :]
+        acc_k = tl.zeros([D_PAD, F_PAD], tl.float32)
+        acc_v = tl.zeros([D_PAD, F_PAD], tl.float32)
+        acc_b = tl.zeros([R_PAD, D_PAD], tl.float32)  # summed over rows once, after the loop
+        for it in range(pid, n_work, nprog):
+            pq = tl.load(ORDER + it).to(tl.int64) * (n_q * d)
+            slot = tl.cast(it, tl.int64) * (BLOCK_Q * F_PAD)
+            q = tl.load(Q + pq + q_loc, mask=q_mask, other=0.0).to(cdt)
+            do = tl.load(DOUT + pq + q_loc, mask=q_mask, other=0.0).to(cdt)
+            dqt = tl.load(DQT + slot + s_loc, mask=r_ok[:, None], other=0.0)
+            ac = tl.load(AC + slot + s_loc, mask=r_ok[:, None], other=0.0)
+            acc_k += _mm(tl.trans(q), dqt, DOT_PREC)
+            acc_v += _mm(tl.trans(do), ac, DOT_PREC)
+            acc_b += do.to(tl.float32)
+        tl.store(base + h * D_PAD * F_PAD + mat, acc_k)
+        tl.store(base + KP * F_PAD + h * D_PAD * F_PAD + mat, acc_v)
+        tl.store(base + 2 * KP * F_PAD + h * D_PAD + cj, tl.sum(acc_b, 0))
