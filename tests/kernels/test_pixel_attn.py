@@ -104,6 +104,28 @@ def test_persistent_forward_walks_several_pixels_per_program(monkeypatch):
     check([0, 4, 17, 0, 66, 1, 130, 9, 0, 3], dtype=torch.bfloat16)
 
 
+@pytest.mark.parametrize("n_q, n_kv, d, f", [(16, 2, 16, 16), (6, 2, 5, 7)])
+def test_results_never_depend_on_uninitialised_memory(monkeypatch, n_q, n_kv, d, f):
+    """With every ``torch.empty``/``empty_like`` NaN-filled (a poisoned allocator) and more weight-gradient
+    programs than non-empty pixels (idle programs must still write their partial slice), the output and every
+    gradient equal a normal run's bitwise (the backward is reproducible: no atomics)."""
+    counts = [0, 4, 17, 0, 66, 1, 0, 9, 0, 0]
+
+    def run():
+        q, x, wk, wv, bv, cu, mx, go = make(counts, n_q=n_q, n_kv=n_kv, d=d, f=f, dtype=torch.bfloat16)
+        out = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+        return (out, *torch.autograd.grad(out, (q, x, wk, wv, bv), go))
+
+    clean = run()
+    empty, empty_like = torch.empty, torch.empty_like
+    monkeypatch.setattr(torch, "empty", lambda *a, **k: empty(*a, **k).fill_(math.nan))
+    monkeypatch.setattr(torch, "empty_like", lambda *a, **k: empty_like(*a, **k).fill_(math.nan))
+    poisoned = run()
+    for a, b in zip(clean, poisoned, strict=True):
+        assert torch.equal(a, b)
+    assert all(torch.isfinite(t).all() for t in poisoned)
+
+
 def test_schedule_does_not_change_the_forward(monkeypatch):
     q, x, wk, wv, bv, cu, mx, _ = make([5, 0, 40, 2, 17, 1])
     a = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
