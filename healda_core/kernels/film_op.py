@@ -64,7 +64,7 @@ def _dims(meta: Tensor, e_type: Tensor, e_chan: Tensor, e_plat: Tensor | None, w
 
 
 def _consts(dm: dict) -> dict:
-    return _consts_of(*dm.values())
+    return _consts_of(dm["M"], dm["E1"], dm["E2"], dm["E3"], dm["H"], dm["F"])
 
 
 @functools.lru_cache(maxsize=64)

@@ -137,8 +137,8 @@ def _pa_fwd_kernel(
         # q̃ = Q·W_k per kv head, pre-scaled for base-2 softmax
         qv = tl.load(qp + q_loc, mask=q_mask & nonempty[:, None], other=0.0).to(sdt)
         if NKV_P == 2:
-            qt = _mm(tl.where(first[:, None], qv, 0.0).to(sdt), wk0, DOT_PREC)
-            qt += _mm(tl.where(first[:, None], 0.0, qv).to(sdt), wk1, DOT_PREC)
+            q0, q1 = _by_head(qv, first, sdt)
+            qt = _mm(q0, wk0, DOT_PREC) + _mm(q1, wk1, DOT_PREC)
         else:
             qt = _mm(qv, wk0, DOT_PREC)
         qs = (qt * qk_scale).to(sdt)
@@ -290,7 +290,6 @@ def _pa_bwd_kernel(
         else:
             dqf = _mm(dqs, tl.trans(wk0), DOT_PREC)
         tl.store(DQ + pq + q_loc, (dqf * sc[:, None]).to(DQ.dtype.element_ty), mask=q_mask)
-
 
 
 @triton.jit

@@ -219,7 +219,8 @@ def _bwd_launch(cfg: dict, plan: HeadPlan, q, x, wk, wv, bv, cu, order, out, dou
     acc = torch.empty_like(dqt)
     parts = []
     for ph in range(plan.phases):
-        part = torch.empty(wgrid, per, device=q.device, dtype=torch.float32)  # every slice written whole
+        # every slice is written whole by the weight-gradient kernel; with no pixels nothing runs: zeros
+        part = (torch.empty if p else torch.zeros)(wgrid, per, device=q.device, dtype=torch.float32)
         if p:
             launch(
                 K._pa_bwd_kernel, (grid,),
@@ -304,15 +305,16 @@ def _bwd_impl(d_out: Tensor, q: Tensor, tokens: Tensor, w_k: Tensor, w_v: Tensor
     args = (q, x, wk, wv, bv, cu, order, out, dout, lse, dq, dx, scale)
     cfg = BWD.choose(_key("bwd", full, cd, x.shape[0], q.shape[0]), lambda c: _bwd_run(c, full, *args), q.device)
     plan, parts = _bwd_run(cfg, full, *args)
-    kp = plan.kp
-    mats = kp * plan.f_pad
-    dwk, dwv, dbv = [], [], []
-    for part in parts:
-        dwk.append(part[:mats].view(kp, plan.f_pad)[:plan.nkv_p * plan.d_pad].view(plan.nkv_p, plan.d_pad, plan.f_pad)[:, :plan.d, :plan.f].reshape(-1, plan.f))
-        dwv.append(part[mats:2 * mats].view(kp, plan.f_pad)[:plan.nkv_p * plan.d_pad]
-                   .view(plan.nkv_p, plan.d_pad, plan.f_pad)[:, :plan.d, :plan.f]
-                   .reshape(-1, plan.f))
-        dbv.append(part[2 * mats:][:plan.nkv_p * plan.d_pad].view(plan.nkv_p, plan.d_pad)[:, :plan.d].reshape(-1))
+    mats = plan.kp * plan.f_pad
+    heads = plan.nkv_p * plan.d_pad
+
+    def weight(flat: Tensor) -> Tensor:  # a phase's (kp·F_PAD,) block of head-major tiles -> (nkv_p·d, F)
+        tiles = flat.view(plan.kp, plan.f_pad)[:heads].view(plan.nkv_p, plan.d_pad, plan.f_pad)
+        return tiles[:, :plan.d, :plan.f].reshape(-1, plan.f)
+
+    dwk = [weight(part[:mats]) for part in parts]
+    dwv = [weight(part[mats:2 * mats]) for part in parts]
+    dbv = [part[2 * mats:][:heads].view(plan.nkv_p, plan.d_pad)[:, :plan.d].reshape(-1) for part in parts]
     d_wk = torch.cat(dwk).to(w_k.dtype)
     d_wv = torch.cat(dwv).to(w_v.dtype)
     d_bv = torch.cat(dbv).to(b_v.dtype) if b_v is not None else q.new_empty((0,), dtype=torch.float32)

@@ -126,6 +126,17 @@ def test_results_never_depend_on_uninitialised_memory(monkeypatch, n_q, n_kv, d,
     assert all(torch.isfinite(t).all() for t in poisoned)
 
 
+def test_no_pixels_give_zero_weight_gradients(monkeypatch):
+    """P = 0: no kernel runs, and the weight gradients must be zeros, not whatever memory the allocator returned."""
+    empty = torch.empty
+    monkeypatch.setattr(torch, "empty", lambda *a, **k: empty(*a, **k).fill_(math.nan))
+    q, x, wk, wv, bv, cu, mx, go = make([])
+    out = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
+    assert out.shape == q.shape == (0, 16, 16)
+    for g in torch.autograd.grad(out, (wk, wv, bv), go):
+        assert torch.equal(g, torch.zeros_like(g))
+
+
 def test_schedule_does_not_change_the_forward(monkeypatch):
     q, x, wk, wv, bv, cu, mx, _ = make([5, 0, 40, 2, 17, 1])
     a = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
