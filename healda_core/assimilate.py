@@ -156,7 +156,7 @@ def _read_back(ds: netCDF4.Dataset, i: int, framed: bool) -> np.ndarray:
 def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, static: str | os.PathLike,
                output: str | os.PathLike, *, device: str = "auto", batch_size: int = 1, frames: int | None = 1,
                lat_lon: float | None = None, overwrite: bool = False, per_rank: bool = False,
-               complevel: int = 4, argv: list[str] | None = None,
+               complevel: int = 4, verify: bool = True, argv: list[str] | None = None,
                progress: Callable[[int, int], None] | None = None,
                log: Callable[[str], None] | None = None) -> AssimilateResult:
     """Assimilate every analysis time of the ``packed`` files with checkpoint ``ckpt``.
@@ -164,6 +164,7 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     Args:
         frames: number of last frames to write (1 = the analysis; ``None`` = all ``time_length`` frames).
         lat_lon: also write ``<stem>.latlon.nc`` on a regular grid of this spacing (degrees).
+        verify: check the checkpoint's weights against its ``weights_sha256`` (False accepts a header without one).
         progress: called with (done, total) analyses after each batch. log: message sink (stderr).
 
     Raises:
@@ -189,7 +190,7 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     dev = resolve_device(device, dist)
 
     # ---- checkpoint, conventions, static input
-    ck = read_checkpoint(ckpt)
+    ck = read_checkpoint(ckpt, verify=verify)
     cfg, conv = ck.config, ck.conventions
     if cfg["out_channels"] != N_CHANNELS or conv.get("output_variables") != "era5_13_levels_74":
         raise CheckpointError(f"{ckpt}: assimilate needs the 74 ERA5 output channels; the checkpoint has "

@@ -31,6 +31,9 @@ def assimilate(
     per_rank: Annotated[bool, typer.Option("--per-rank", help="Under torchrun: one file per rank "
                                            "(<stem>.rankNNN.nc) instead of gathering into OUTPUT.")] = False,
     complevel: Annotated[int, typer.Option("--complevel", help="zlib level 0-9 (shuffle on).")] = 4,
+    skip_hash_check: Annotated[bool, typer.Option("--skip-hash-check", help="Do not verify the checkpoint's "
+                                                  "weights against its weights_sha256 (needed for a header "
+                                                  "without one).")] = False,
     overwrite: Annotated[bool, typer.Option("-O", "--overwrite", help="Replace existing outputs.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
@@ -60,6 +63,8 @@ def assimilate(
         if not p.is_file():
             raise UsageError(f"{p}: no such packed observation file")
     check_writable(output, overwrite)
+    if skip_hash_check:
+        console.warn(f"{ckpt}: --skip-hash-check: the weights are not verified against the header's hash")
     n_frames = None if all_frames else (frames or 1)
     # float32 matmuls stay exact on purpose (the reference's precision); Inductor's hint to enable TF32 is noise here
     warnings.filterwarnings("ignore", message="TensorFloat32 tensor cores", category=UserWarning)
@@ -67,6 +72,7 @@ def assimilate(
         task = bar.add_task("assimilate", total=None)
         res = run(packed, ckpt, static, output, device=device, batch_size=batch_size, frames=n_frames,
                   lat_lon=lat_lon, overwrite=overwrite, per_rank=per_rank, complevel=complevel,
+                  verify=not skip_hash_check,
                   progress=lambda done, total: bar.update(task, completed=done, total=total),
                   log=console.verbose)
     fwd = res.forward_ms

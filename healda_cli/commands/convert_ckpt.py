@@ -34,6 +34,9 @@ def convert_ckpt(
                                                "works) or inline JSON; required for plain state_dicts.")] = None,
     info: Annotated[bool, typer.Option("--info", help="Print configuration and parameter count; write "
                                        "nothing.")] = False,
+    skip_hash_check: Annotated[bool, typer.Option("--skip-hash-check", help="Do not verify the weights against "
+                                                  "the header's weights_sha256; needed for a healda file without "
+                                                  "one (the output gets a fresh hash).")] = False,
     overwrite: Annotated[bool, typer.Option("-O", "--overwrite", help="Replace an existing output.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
@@ -63,7 +66,9 @@ def convert_ckpt(
         from healda_core.fileio import check_writable
 
         check_writable(out, overwrite)  # fail before reading a multi-GB file
-    ckpt = read_checkpoint(src, config=load_config_arg(config))
+    if skip_hash_check:
+        console.warn(f"{src}: --skip-hash-check: the weights are not verified against the header's hash")
+    ckpt = read_checkpoint(src, config=load_config_arg(config), verify=not skip_hash_check)
     if dtype is not None:
         ckpt.state_dict = cast_state_dict(ckpt.state_dict, DTYPES[dtype])
         ckpt.known_sha256 = None

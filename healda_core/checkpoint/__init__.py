@@ -59,7 +59,7 @@ def build_model(ckpt: LoadedCheckpoint, device: str | torch.device = "cpu",
 
 
 def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32,
-               config: dict[str, Any] | None = None):
+               config: dict[str, Any] | None = None, verify: bool = True):
     """Load a HealDA model from any supported checkpoint file (no pickle); eval mode, no grad.
 
     Args:
@@ -68,8 +68,10 @@ def load_model(path: str | os.PathLike, device: str | torch.device = "cpu", dtyp
         device: where to put the model. dtype: parameter dtype (float32 default; inference on GPU uses
             bf16 autocast over float32 weights).
         config: model configuration overriding the file's (``VideoHealDA`` keyword arguments).
+        verify: check the weights against the header's ``weights_sha256`` (False also accepts a header without
+            one; for recovering damaged files only).
 
     Raises:
         CheckpointError: unreadable, corrupt, pickle-bearing or mismatched checkpoint.
     """
-    return build_model(read_checkpoint(path, config=config), device=device, dtype=dtype)
+    return build_model(read_checkpoint(path, config=config, verify=verify), device=device, dtype=dtype)

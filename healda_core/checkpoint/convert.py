@@ -36,6 +36,7 @@ from healda_core.checkpoint.format import (
     is_safetensors,
     load_safetensors,
     now_iso,
+    read_raw_header,
     save_safetensors,
     weights_sha256,
 )
@@ -47,6 +48,7 @@ from healda_core.checkpoint.state_dict import (  # noqa: F401 - re-exported: con
     strip_prefixes,
     validate_state_dict,
 )
+from healda_core.checkpoint.torchfile import looks_like_legacy_torch, torch_load
 from healda_core.errors import CheckpointError
 from healda_core.fileio import atomic_output
 
@@ -54,6 +56,8 @@ PHYSICSNEMO_NAME = "VideoHealDA"
 PHYSICSNEMO_MODULE = "physicsnemo.experimental.models.healda.video_healda"
 PHYSICSNEMO_METADATA = {"physicsnemo_version": "2.2.2", "mdlus_file_version": "0.1.0"}
 _NESTED_KEYS = ("state_dict", "model_state_dict", "model", "net", "net_state", "ema", "module")
+CONFIG_HINT = "give the configuration when converting it: `healda convert-ckpt IN --config JSON`"
+NO_CONFIG = f"a plain state_dict carries no model configuration; {CONFIG_HINT}"
 DTYPES = {"fp32": torch.float32, "float32": torch.float32, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}
 
 
@@ -68,6 +72,7 @@ class LoadedCheckpoint:
     path: str
     extra: dict[str, str] = field(default_factory=dict)
     known_sha256: str | None = None  # weights hash already verified on read (safetensors)
+    hash_verified: bool = False  # True when a stored weights_sha256 was checked against the data on read
 
     def sha256(self) -> str:
         """:func:`weights_sha256` of the state_dict (the verified header value when unchanged)."""
@@ -119,18 +124,6 @@ def load_config_arg(value: str | None) -> dict[str, Any] | None:
 
 
 # --------------------------------------------------------------------------------------------- readers
-
-
-def _torch_load(source: str | os.PathLike | io.BytesIO, where: object) -> Any:
-    try:
-        kw = {"mmap": True} if isinstance(source, (str, os.PathLike)) else {}
-        return torch.load(source, map_location="cpu", weights_only=True, **kw)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure is a refused checkpoint
-        msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        if "weights_only" in str(exc) or "Unsupported global" in str(exc) or "GLOBAL" in str(exc):
-            raise CheckpointError(f"{where}: refused: the file needs arbitrary pickled objects, which healda never "
-                                  f"loads (torch.load weights_only=True: {msg[:200]})") from None
-        raise CheckpointError(f"{where}: unreadable torch file ({msg[:200]})") from None
 
 
 def _as_state_dict(obj: Any, where: object) -> dict[str, torch.Tensor]:
@@ -195,7 +188,7 @@ def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
                 cfg = args.get("__args__")
                 if not isinstance(cfg, dict):
                     raise CheckpointError(f"{path}: args.json has no '__args__' object")
-                sd = _torch_load(zf.extract(model_pt, tmp), f"{path}:{model_pt}")
+                sd = torch_load(zf.extract(model_pt, tmp), f"{path}:{model_pt}")
                 meta = _json_member(zf, _member(names, "metadata.json"), path) if _member(names, "metadata.json") \
                     else {}
                 extra = {"source_physicsnemo_version": str(meta.get("physicsnemo_version", ""))}
@@ -211,14 +204,13 @@ def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
                                 break
                 if cfg is None:
                     raise CheckpointError(f"{path}: NVlabs checkpoint without VideoHealDA keyword arguments in "
-                                          "model.json/loop.json; pass --config JSON")
-                sd = _torch_load(zf.extract(net_state, tmp), f"{path}:{net_state}")
+                                          f"model.json/loop.json; {CONFIG_HINT}")
+                sd = torch_load(zf.extract(net_state, tmp), f"{path}:{net_state}")
                 return _as_state_dict(sd, f"{path}:{net_state}"), cfg, "nvlabs-checkpoint", {}
             if any(n.endswith("data.pkl") for n in names):  # a torch.save file (zip based)
                 if config is None:
-                    raise CheckpointError(f"{path}: a plain state_dict carries no model configuration; pass --config "
-                                          "JSON (a file or inline, e.g. an args.json)")
-                return _as_state_dict(_torch_load(path, path), path), config, "torch-state-dict", {}
+                    raise CheckpointError(f"{path}: {NO_CONFIG}")
+                return _as_state_dict(torch_load(path, path), path), config, "torch-state-dict", {}
     raise CheckpointError(f"{path}: zip holds neither model.pt+args.json (.mdlus) nor net_state.pth (NVlabs): "
                           f"{short_list(names, 6)}")
 
@@ -244,7 +236,7 @@ def _read_tar(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
         raise CheckpointError(f"{path}: corrupt or truncated tar .mdlus ({exc})") from None
     if args.get("__name__") not in (PHYSICSNEMO_NAME, "HealDA"):
         raise CheckpointError(f"{path}: .mdlus holds a {args.get('__name__')!r} model, not {PHYSICSNEMO_NAME}")
-    sd = _as_state_dict(_torch_load(blob, f"{path}:model.pt"), f"{path}:model.pt")
+    sd = _as_state_dict(torch_load(blob, f"{path}:model.pt"), f"{path}:model.pt")
     return sd, config or args.get("__args__"), "physicsnemo-mdlus-tar", {}
 
 
@@ -259,7 +251,11 @@ def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = Non
                     verify: bool = True) -> LoadedCheckpoint:
     """Read any supported checkpoint, validate it, and return it in canonical (model) key order.
 
-    ``config`` overrides the configuration stored in the file (required for plain state_dicts).
+    ``config`` overrides the configuration stored in the file (required for plain state_dicts). The
+    configuration is checked (:mod:`~healda_core.model.config_rules`) and compared with the tensors before any
+    model is built; a healda safetensors header is checked before its tensors are read. ``verify=False`` skips
+    the weight hash (a missing ``weights_sha256`` is otherwise refused); ``LoadedCheckpoint.hash_verified``
+    records which happened.
     """
     p = Path(path)
     if not p.is_file():
@@ -270,27 +266,20 @@ def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = Non
     conventions = None
     verified_sha = None
     if is_safetensors(p):
+        table = read_raw_header(p)
+        header = CheckpointHeader.from_metadata(p, table.get("__metadata__"))
+        cfg = resolve_config(config or header.config, p,
+                             {k: tuple(v["shape"]) for k, v in table.items() if k != "__metadata__"})
         sd, header = load_safetensors(p, verify=verify)
-        cfg, fmt, conventions = config or header.config, "healda-safetensors", header.conventions
+        fmt, conventions = "healda-safetensors", header.conventions
         extra = dict(header.extra)
         verified_sha = header.weights_sha256 if verify else None
     else:
-        with open(p, "rb") as fh:
-            magic = fh.read(4)
-        if magic[:2] == b"PK":
-            if not zipfile.is_zipfile(p):
-                raise CheckpointError(f"{p}: truncated or corrupt zip archive (no central directory)")
-            sd, cfg, fmt, extra = _read_zip(p, config)
-        elif _is_tar(p):
-            sd, cfg, fmt, extra = _read_tar(p, config)
-        else:
-            obj = _torch_load(p, p)  # legacy (non-zip) torch.save files
-            if config is None:
-                raise CheckpointError(f"{p}: a plain state_dict carries no model configuration; pass --config JSON")
-            sd, cfg, fmt = _as_state_dict(obj, p), config, "torch-state-dict"
-    if cfg is None:
-        raise CheckpointError(f"{p}: no model configuration found; pass --config JSON")
-    cfg = resolve_config(cfg, p)
+        sd, cfg, fmt, extra = _read_torch_container(p, config)
+        if cfg is None:
+            raise CheckpointError(f"{p}: no model configuration found; {CONFIG_HINT}")
+        cfg = resolve_config(cfg, p, {k: tuple(v.shape) for k, v in strip_prefixes(sd).items()
+                                      if isinstance(v, torch.Tensor)})
     sd = validate_state_dict(strip_prefixes(sd), cfg, p)
     conv = default_conventions(cfg)
     if conventions:
@@ -298,9 +287,29 @@ def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = Non
         for k in ("level_in", "level_model", "time_length"):
             conv[k] = int(cfg[k])  # the model configuration is authoritative for these
     extra.setdefault("source", fmt)
-    ck = LoadedCheckpoint(state_dict=sd, config=cfg, conventions=conv, source_format=fmt, path=str(p), extra=extra)
+    ck = LoadedCheckpoint(state_dict=sd, config=cfg, conventions=conv, source_format=fmt, path=str(p), extra=extra,
+                          hash_verified=verified_sha is not None)
     ck.known_sha256 = verified_sha
     return ck
+
+
+def _read_torch_container(p: Path, config: dict | None) -> tuple[dict, dict | None, str, dict]:
+    """A zip (.mdlus, NVlabs, torch.save), tar (.mdlus) or legacy torch.save file: state_dict, config, format."""
+    with open(p, "rb") as fh:
+        magic = fh.read(4)
+    if magic[:2] == b"PK":
+        if not zipfile.is_zipfile(p):
+            raise CheckpointError(f"{p}: truncated or corrupt zip archive (no central directory)")
+        return _read_zip(p, config)
+    if _is_tar(p):
+        return _read_tar(p, config)
+    if not looks_like_legacy_torch(magic):
+        raise CheckpointError(f"{p}: not a checkpoint: the content is neither safetensors, a zip (.mdlus, NVlabs "
+                              ".checkpoint, torch.save), a tar .mdlus nor a legacy torch.save file")
+    obj = torch_load(p, p)
+    if config is None:
+        raise CheckpointError(f"{p}: {NO_CONFIG}")
+    return _as_state_dict(obj, p), config, "torch-state-dict", {}
 
 
 # --------------------------------------------------------------------------------------------- writers

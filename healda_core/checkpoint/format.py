@@ -15,7 +15,8 @@ holds:
 | ``preset``, ``source``, ``created`` | optional provenance (preset name, source format, ISO time) |
 
 Reading never executes code: safetensors parses a JSON header and raw buffers. The weight hash is checked
-on every load, so a flipped byte anywhere in the data section is refused.
+on every load, so a flipped byte anywhere in the data section is refused; a header without the hash is
+refused too unless verification is skipped explicitly (``verify=False``, ``--skip-hash-check``).
 """
 
 from __future__ import annotations
@@ -115,6 +116,8 @@ class CheckpointHeader:
             conventions = json.loads(md.get("conventions", "{}"))
         except (KeyError, json.JSONDecodeError) as exc:
             raise CheckpointError(f"{path}: corrupt healda header ({exc})") from None
+        if not isinstance(conventions, dict):
+            raise CheckpointError(f"{path}: corrupt healda header (conventions is not a JSON object)")
         known = {"format", "format_version", "healda_version", "config", "conventions", "weights_sha256", "dtype"}
         return cls(config=config, conventions=conventions, weights_sha256=md.get("weights_sha256", ""),
                    dtype=md.get("dtype", "float32"), healda_version=md.get("healda_version", ""),
@@ -161,11 +164,40 @@ def read_raw_header(path: str | os.PathLike) -> dict[str, Any]:
         raise
     except (OSError, struct.error, json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CheckpointError(f"{p}: unreadable safetensors header ({exc})") from None
-    end = max((int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"), default=0)
+    if not isinstance(header, dict):
+        raise CheckpointError(f"{p}: corrupt safetensors header (not a JSON object)")
+    end = 0
+    for name, entry in header.items():
+        if name != "__metadata__":
+            end = max(end, _tensor_entry_end(p, name, entry))
+    md = header.get("__metadata__")
+    if md is not None and not (isinstance(md, dict) and all(isinstance(v, str) for v in md.values())):
+        raise CheckpointError(f"{p}: corrupt safetensors header (__metadata__ is not a map of strings)")
     if 8 + n + end != size:
         raise CheckpointError(f"{p}: file size {size} B does not match its header ({8 + n + end} B): truncated or "
                               "corrupt")
     return header
+
+
+_ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1, "U8": 1, "BOOL": 1,
+             "U16": 2, "U32": 4, "U64": 8, "F8_E4M3": 1, "F8_E5M2": 1}
+
+
+def _tensor_entry_end(p: Path, name: str, entry: Any) -> int:
+    """End offset of one tensor's data; refuses entries whose dtype, shape and offsets do not agree."""
+    ok = isinstance(entry, dict) and entry.get("dtype") in _ITEMSIZE
+    shape, offs = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
+    ok = ok and isinstance(shape, list) and all(type(d) is int and 0 <= d < 2**40 for d in shape) \
+        and isinstance(offs, list) and len(offs) == 2 and all(type(o) is int and 0 <= o for o in offs)
+    if ok:
+        numel = 1
+        for d in shape:
+            numel *= d
+        ok = offs[1] - offs[0] == numel * _ITEMSIZE[entry["dtype"]]
+    if not ok:
+        raise CheckpointError(f"{p}: corrupt safetensors header: tensor {name!r} has inconsistent dtype, shape or "
+                              "data offsets")
+    return offs[1]
 
 
 def read_header(path: str | os.PathLike) -> CheckpointHeader:
@@ -190,7 +222,8 @@ def save_safetensors(path: str | os.PathLike, state_dict: dict[str, torch.Tensor
 
 
 def load_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, torch.Tensor], CheckpointHeader]:
-    """Read a healda checkpoint; refuse a corrupt or truncated file or a hash mismatch."""
+    """Read a healda checkpoint; refuse a corrupt or truncated file, a hash mismatch, or (unless ``verify`` is
+    False) a header without ``weights_sha256``."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -199,7 +232,11 @@ def load_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[dict
         sd = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(f"{path}: unreadable safetensors data ({str(exc).splitlines()[0]})") from None
-    if verify and header.weights_sha256:
+    if verify and not header.weights_sha256:
+        raise CheckpointError(f"{path}: the header has no weights_sha256, so the weights cannot be verified; "
+                              "refused (`--skip-hash-check` on convert-ckpt or assimilate, verify=False in Python, loads them "
+                              "unverified)")
+    if verify:
         got = weights_sha256(sd)
         if got != header.weights_sha256:
             raise CheckpointError(f"{path}: weight hash mismatch (header {header.weights_sha256[:12]}…, data "

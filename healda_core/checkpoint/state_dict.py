@@ -10,10 +10,15 @@ from healda_core.checkpoint.format import FREQS_KEY
 from healda_core.errors import CheckpointError
 
 _PREFIXES = ("module.", "_orig_mod.")
+#: the floating dtypes a checkpoint may hold (the healda format stores float32 or bfloat16)
+WEIGHT_DTYPES = (torch.float32, torch.bfloat16)
 
 
-def resolve_config(config: dict[str, Any], where: object) -> dict[str, Any]:
-    """Fill defaults, refuse unknown keys, and check that the model can be built from ``config``."""
+def resolve_config(config: dict[str, Any], where: object,
+                   shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
+    """Fill defaults, refuse unknown keys and values outside :mod:`~healda_core.model.config_rules`, check
+    agreement with the checkpoint's tensor ``shapes`` (when given), then build the model on ``meta``."""
+    from healda_core.model.config_rules import config_problems, tensor_problems
     from healda_core.model.healda import default_config
 
     if not isinstance(config, dict):
@@ -23,12 +28,22 @@ def resolve_config(config: dict[str, Any], where: object) -> dict[str, Any]:
     if unknown:
         raise CheckpointError(f"{where}: unknown model configuration keys: {', '.join(unknown)}")
     full = {**defaults, **config}
+    problems = config_problems(full)
+    if problems:
+        raise CheckpointError(f"{where}: invalid model configuration: {_join(problems)}")
+    problems = tensor_problems(full, shapes or {})
+    if problems:
+        raise CheckpointError(f"{where}: the model configuration does not match the tensors: {_join(problems)}")
     try:
         with torch.device("meta"):
             _build(full)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as exc:
         raise CheckpointError(f"{where}: invalid model configuration: {exc}") from None
     return full
+
+
+def _join(problems: list[str], n: int = 4) -> str:
+    return "; ".join(problems[:n]) + (f" (and {len(problems) - n} more)" if len(problems) > n else "")
 
 
 def _build(config: dict[str, Any]):
@@ -96,6 +111,10 @@ def validate_state_dict(sd: dict[str, torch.Tensor], config: dict[str, Any], whe
     nonfloat = [f"{k} ({sd[k].dtype})" for k in ref if k in sd and not sd[k].is_floating_point()]
     if nonfloat:
         problems.append(f"non-floating tensors: {short_list(nonfloat)}")
+    odd = [f"{k} ({sd[k].dtype})" for k in ref if k in sd and sd[k].is_floating_point()
+           and sd[k].dtype not in WEIGHT_DTYPES]
+    if odd:
+        problems.append(f"floating tensors neither float32 nor bfloat16: {short_list(odd)}")
     if problems:
         raise CheckpointError(f"{where}: state_dict does not match the model configuration: " + "; ".join(problems))
     got = sd[FREQS_KEY].float()

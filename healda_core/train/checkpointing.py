@@ -113,17 +113,43 @@ def find(path: Path) -> Path:
     raise CheckpointError(f"{path}: no training checkpoint to resume from (no checkpoints/latest)")
 
 
+#: what ``train_state.pt`` and ``rng_rank{r}.pt`` hold: key → accepted types
+TRAIN_STATE_KEYS = {"step": (int,), "consumed": (int,), "optimizer": (dict,), "scheduler": (dict,),
+                    "ema": (dict, type(None)), "dp_size": (int,), "cp_size": (int,)}
+RNG_KEYS = {"torch": (torch.Tensor,), "cuda": (list, tuple), "python": (list, tuple), "numpy": (dict,)}
+
+
+def _read_pt(path: Path, schema: dict[str, tuple[type, ...]]) -> dict[str, Any]:
+    """``torch.load(weights_only=True)`` of a checkpoint ``.pt`` whose top level must match ``schema``."""
+    from healda_core.checkpoint.torchfile import torch_load
+
+    obj = torch_load(path, path)
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: expected a dict of training state, got {type(obj).__name__}")
+    bad = [k for k, types in schema.items() if not isinstance(obj.get(k, _MISSING), types)]
+    if bad:
+        raise CheckpointError(f"{path}: missing or wrongly typed entries: {', '.join(bad)}")
+    return obj
+
+
+_MISSING = object()
+
+
 def load(ckpt_dir: Path, rank: int) -> dict[str, Any]:
-    """Read a checkpoint: ``model`` and optional ``ema`` state_dicts, ``train_state``, this rank's ``rng``."""
+    """Read a checkpoint: ``model`` and optional ``ema`` state_dicts, ``train_state``, this rank's ``rng``.
+
+    Nothing is unpickled; a file that is absent, unreadable, pickle-bearing or of the wrong structure raises
+    :class:`CheckpointError` naming it.
+    """
     from healda_core.checkpoint.format import load_safetensors
 
     model, header = load_safetensors(ckpt_dir / "model.safetensors")
     ema = load_safetensors(ckpt_dir / "ema.safetensors")[0] if (ckpt_dir / "ema.safetensors").is_file() else None
-    state = torch.load(ckpt_dir / "train_state.pt", weights_only=True, map_location="cpu")
+    state = _read_pt(ckpt_dir / "train_state.pt", TRAIN_STATE_KEYS)
     rng_file = ckpt_dir / f"rng_rank{rank}.pt"
     if not rng_file.is_file():
         raise CheckpointError(f"{ckpt_dir}: no RNG state for rank {rank}; resume with the same number of processes")
-    rng = torch.load(rng_file, weights_only=True)
+    rng = _read_pt(rng_file, RNG_KEYS)
     return {"model": model, "ema": ema, "train_state": state, "rng": rng, "config": header.config}
 
 

@@ -28,7 +28,7 @@ from torch import nn
 from healda_core.distributed.activation_checkpoint import apply_activation_checkpointing
 from healda_core.distributed.context_parallel import enable_context_parallel, local_frames
 from healda_core.distributed.env import ParallelState
-from healda_core.errors import UsageError
+from healda_core.errors import CheckpointError, UsageError
 from healda_core.train import checkpointing
 from healda_core.train.config import TrainConfig, save_config
 from healda_core.train.data import Batch, DevicePrefetcher, ResumableBatchSampler, eval_batches, make_loader
@@ -63,7 +63,13 @@ def model_config(cfg: TrainConfig) -> dict[str, Any]:
     unknown = set(cfg.model.overrides) - set(default_config())
     if unknown:
         raise UsageError(f"config: unknown model keyword(s) {', '.join(sorted(unknown))}")
-    return {**base, **cfg.model.overrides}
+    from healda_core.model.config_rules import config_problems
+
+    full = {**base, **cfg.model.overrides}
+    problems = config_problems(full)
+    if problems:
+        raise UsageError(f"config [model]: {'; '.join(problems[:4])}")
+    return full
 
 
 def set_determinism(seed_rank: int, deterministic: bool) -> None:
@@ -264,13 +270,21 @@ class Trainer:
         if (st["dp_size"], st["cp_size"]) != (self.ps.dp_size, self.ps.cp_size):
             raise UsageError(f"{ckpt_dir}: written with dp={st['dp_size']} cp={st['cp_size']}; this run has "
                              f"dp={self.ps.dp_size} cp={self.ps.cp_size} (exact resume needs the same layout)")
-        self.model.load_state_dict(ck["model"], strict=True)
-        self.optimizer.load_state_dict(st["optimizer"])
-        self.scheduler.load_state_dict(st["scheduler"])
-        if self.ema is not None and st["ema"] is not None:
-            self.ema.load_state_dict(st["ema"])
-        self.step, self.consumed = int(st["step"]), int(st["consumed"])
-        checkpointing.set_rng_state(ck["rng"])
+        if ck["config"] != self.mcfg:
+            diff = sorted(k for k in ck["config"].keys() | self.mcfg.keys() if ck["config"].get(k) != self.mcfg.get(k))
+            raise CheckpointError(f"{ckpt_dir}/model.safetensors: written for another model configuration "
+                                  f"({', '.join(diff[:6])})")
+        try:
+            self.model.load_state_dict(ck["model"], strict=True)
+            self.optimizer.load_state_dict(st["optimizer"])
+            self.scheduler.load_state_dict(st["scheduler"])
+            if self.ema is not None and st["ema"] is not None:
+                self.ema.load_state_dict(st["ema"])
+            checkpointing.set_rng_state(ck["rng"])
+        except (KeyError, IndexError, TypeError, ValueError, RuntimeError) as exc:
+            msg = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise CheckpointError(f"{ckpt_dir}: the saved training state does not fit this run ({msg})") from None
+        self.step, self.consumed = st["step"], st["consumed"]
         self.metrics.truncate_after(self.step)
         self.log(f"resumed from {ckpt_dir} at step {self.step}")
 
