@@ -5,6 +5,9 @@ Usage::
     with atomic_output(path, overwrite=False) as tmp:
         dataset.to_netcdf(tmp)
     # `path` now exists; on any exception (or SIGTERM turned into SystemExit) the temp file is removed.
+
+A writer killed with SIGKILL leaves its ``.NAME.tmp.HOST.PID`` behind; the next :func:`atomic_output` into
+the same folder removes every such file whose process on this host is gone.
 """
 
 from __future__ import annotations
@@ -12,7 +15,9 @@ from __future__ import annotations
 import contextlib
 import datetime as _dt
 import os
+import re
 import shlex
+import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,12 +35,59 @@ def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     return p
 
 
+_HOST = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname()) or "host"
+#: ``.NAME.tmp.HOST.PID`` (and the older ``.NAME.tmp.PID``): the temporary files of :func:`atomic_output`
+_TEMP = re.compile(r"^\.(?P<name>.+)\.tmp(?:\.(?P<host>[A-Za-z0-9_-]+))?\.(?P<pid>\d+)$")
+
+
+def temp_path(final: Path) -> Path:
+    """The temporary path of this process for output ``final``: ``.NAME.tmp.HOST.PID`` beside it."""
+    return final.with_name(f".{final.name}.tmp.{_HOST}.{os.getpid()}")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True  # someone else's live process (or an absurd number): leave it alone
+    return True
+
+
+def remove_stale_temps(folder: str | os.PathLike) -> list[Path]:
+    """Remove the temporary files that killed writers on this host left in ``folder``; return them.
+
+    A temp belongs to a dead writer when its host is this host and its process id is no longer running.
+    Temps of live processes and of other hosts (shared file systems) are kept.
+    """
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for e in entries:
+        m = _TEMP.match(e.name)
+        if m is None or (m["host"] or _HOST) != _HOST or _alive(int(m["pid"])) or not e.is_file(follow_symlinks=False):
+            continue
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(e.path)
+            removed.append(Path(e.path))
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a temporary path beside ``path``; on success ``os.replace`` it onto ``path``."""
+    """Yield a temporary path beside ``path``; on success ``os.replace`` it onto ``path``.
+
+    The temporary file is removed on any exception (SIGTERM arrives as ``SystemExit``). A process killed
+    outright (SIGKILL, power loss) cannot remove it; the next write into the same folder does
+    (:func:`remove_stale_temps`).
+    """
     final = check_writable(path, overwrite)
     final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = final.with_name(f".{final.name}.tmp.{os.getpid()}")
+    remove_stale_temps(final.parent)
+    tmp = temp_path(final)
     try:
         yield tmp
         if not tmp.exists():
@@ -45,6 +97,13 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically, replacing it (for files a command owns, such as run metadata)."""
+    with atomic_output(path, overwrite=True) as tmp:
+        Path(tmp).write_text(text)
+    return Path(path)
 
 
 def history_entry(argv: list[str] | None = None) -> str:

@@ -27,6 +27,7 @@ import torch
 import torch.distributed as dist
 
 from healda_core.errors import CheckpointError
+from healda_core.fileio import atomic_write_text
 
 
 def _barrier() -> None:
@@ -69,8 +70,10 @@ def save(root: Path, step: int, *, model_state: dict, model_config: dict, train_
     final = root / f"step_{step:08d}"
     tmp = root / f".step_{step:08d}.tmp"
     if rank == 0:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        root.mkdir(parents=True, exist_ok=True)
+        for stale in root.glob(".step_*.tmp"):  # this one, and any a killed run left behind
+            shutil.rmtree(stale, ignore_errors=True)
+        tmp.mkdir()
     _barrier()
     torch.save(rng_state(), tmp / f"rng_rank{rank}.pt")
     if rank == 0:
@@ -83,9 +86,7 @@ def save(root: Path, step: int, *, model_state: dict, model_config: dict, train_
     if rank == 0:
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
-        latest_tmp = root / ".latest.tmp"
-        latest_tmp.write_text(final.name + "\n")
-        os.replace(latest_tmp, root / "latest")
+        atomic_write_text(root / "latest", final.name + "\n")
         _prune(root, keep)
     _barrier()
     return final
@@ -154,6 +155,4 @@ def load(ckpt_dir: Path, rank: int) -> dict[str, Any]:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

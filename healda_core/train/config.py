@@ -202,4 +202,6 @@ def validate(cfg: TrainConfig) -> None:
 
 def save_config(cfg: TrainConfig, path: str | Path) -> None:
     """Write the resolved configuration as JSON."""
-    Path(path).write_text(json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")
+    from healda_core.fileio import atomic_write_text
+
+    atomic_write_text(path, json.dumps(cfg.to_dict(), indent=2, sort_keys=True) + "\n")

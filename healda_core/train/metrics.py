@@ -18,11 +18,14 @@ class JsonlLog:
         self.path, self.enabled = Path(path), enabled
 
     def truncate_after(self, step: int) -> None:
-        """Drop records of steps after ``step`` (a resumed run re-logs them)."""
+        """Drop records of steps after ``step`` (a resumed run re-logs them) and a line torn by a kill."""
+        from healda_core.fileio import atomic_write_text
+
         if not self.enabled or not self.path.exists():
             return
-        keep = [ln for ln in self.path.read_text().splitlines() if ln.strip() and json.loads(ln).get("step", 0) <= step]
-        self.path.write_text("".join(ln + "\n" for ln in keep))
+        keep = [ln for ln in self.path.read_text().splitlines() if (rec := _record(ln)) is not None
+                and rec.get("step", 0) <= step]
+        atomic_write_text(self.path, "".join(ln + "\n" for ln in keep))
 
     def write(self, record: dict[str, Any]) -> None:
         if self.enabled:
@@ -64,3 +67,12 @@ class RmseAccumulator:
         norm = rmse / self.std
         return {"rmse": dict(zip(names, rmse.tolist())), "rmse_analysis": dict(zip(names, last.tolist())),
                 "rmse_normalised_mean": float(norm.mean()), "n_values": int(s[1, 0])}
+
+
+def _record(line: str) -> dict | None:
+    """One ``metrics.jsonl`` line as a dict; None for a blank or torn line."""
+    try:
+        rec = json.loads(line)
+    except ValueError:
+        return None
+    return rec if isinstance(rec, dict) else None
