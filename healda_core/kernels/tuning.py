@@ -10,8 +10,9 @@ Persistent cache (opt-in, nothing is written unless asked):
   ``healda autotune --save`` uses) reads ``DIR/healda-autotune-<gpu>-triton<ver>-<src>.json`` at the first
   lookup and rewrites it whenever a new bucket is tuned. ``<src>`` hashes the kernel sources, so a
   kernel edit or a Triton upgrade starts a new file.
-* Writes are atomic (temporary file in the same folder + ``os.replace``) and merge what is on disk,
-  so concurrent ranks never leave a torn file; the worst case is one rank's new entry lost.
+* Writes hold an exclusive file lock (``flock`` on ``<file>.lock``), merge what is on disk and replace the
+  file atomically (temporary file in the same folder + ``os.replace``), so concurrent processes and ranks never
+  leave a torn file and never lose each other's entries.
 * A corrupt or foreign file (other GPU, Triton, sources, format) gives a warning and is ignored:
   the buckets are re-tuned, never a crash.
 * Deterministic mode (``HEALDA_AUTOTUNE=deterministic``, :func:`configure` ``(deterministic=True)``
@@ -22,6 +23,8 @@ Persistent cache (opt-in, nothing is written unless asked):
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
 import hashlib
 import json
@@ -32,7 +35,7 @@ import tempfile
 import threading
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -161,28 +164,45 @@ def _load() -> None:
 
 
 def save_cache() -> Path | None:
-    """Write every tuned config to the cache file (atomic replace, merged with the file). Returns the path."""
+    """Write every tuned config to the cache file and return its path.
+
+    Under an exclusive lock on ``<file>.lock`` (``flock``, so concurrent processes and ranks take turns) the file
+    is re-read, this process's entries are merged into it, and the result replaces it atomically; no writer's
+    entries are lost. Temporaries left by a writer killed mid-write are removed under the same lock.
+    """
     path = cache_path()
     if path is None:
         return None
     with _LOCK:
         path.parent.mkdir(parents=True, exist_ok=True)
-        merged = _read(path)
-        for name, t in TUNERS.items():
-            merged.setdefault(name, {}).update(t.cache)
-        doc = dict(_header(), kernels=merged)
-        fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as f:
-                json.dump(doc, f, indent=1, sort_keys=True)
-            os.replace(tmp, path)
-        except BaseException:
+        with _file_lock(path.with_name(path.name + ".lock")):
+            for stale in path.parent.glob(path.name + ".*.tmp"):  # only a dead writer leaves one outside the lock
+                stale.unlink(missing_ok=True)
+            merged = _read(path)
+            for name, t in TUNERS.items():
+                merged.setdefault(name, {}).update(t.cache)
+            doc = dict(_header(), kernels=merged)
+            fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
             try:
-                os.unlink(tmp)
-            except OSError:
-                pass
-            raise
+                with os.fdopen(fd, "w") as f:
+                    json.dump(doc, f, indent=1, sort_keys=True)
+                os.replace(tmp, path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
     return path
+
+
+@contextlib.contextmanager
+def _file_lock(lock: Path) -> Iterator[None]:
+    """An exclusive ``flock`` on ``lock`` (created if absent), released when the block ends or the process dies."""
+    fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def _interpreting() -> bool:

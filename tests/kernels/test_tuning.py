@@ -110,3 +110,44 @@ def test_time_ms_times_rounds_of_back_to_back_calls():
     x = torch.randn(4096, 4096, device="cuda")
     tuning.time_ms(lambda: calls.append(x @ x), budget_ms=5.0, rounds=2)  # ~0.1 ms each: fewer per round
     assert 1 + 1 + 2 <= len(calls) < 1 + 1 + 2 * 50
+
+
+def _write_entries(cache_dir: str, worker: int, n: int, barrier) -> None:
+    """One process of the concurrent-writer test: ``n`` entries of its own, one cache write after each."""
+    tuning.STATE = tuning._State()
+    tuning.TUNERS = {}
+    tuning.configure(cache_dir=cache_dir, save=True)
+    t = tuning.Tuner("k", [dict(A=1), dict(A=2)], dict(A=1))
+    barrier.wait()
+    for i in range(n):
+        t.cache[json.dumps([worker, i])] = dict(A=worker * 1000 + i)
+        tuning.save_cache()
+
+
+def test_concurrent_cache_writers_keep_every_entry(fresh):
+    import multiprocessing as mp
+
+    _, tmp = fresh
+    ctx = mp.get_context("fork")  # the children only read and write JSON files
+    workers, n = 4, 40
+    barrier = ctx.Barrier(workers)
+    procs = [ctx.Process(target=_write_entries, args=(str(tmp), w, n, barrier)) for w in range(workers)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+    assert [p.exitcode for p in procs] == [0] * workers
+    tuning.configure(cache_dir=tmp)
+    entries = json.loads(tuning.cache_path().read_text())["kernels"]["k"]
+    assert entries == {json.dumps([w, i]): dict(A=w * 1000 + i) for w in range(workers) for i in range(n)}
+    assert not list(tmp.glob("*.tmp"))
+
+
+def test_a_killed_writers_temporary_is_removed_by_the_next_write(fresh):
+    t, tmp = fresh
+    tuning.configure(cache_dir=tmp, save=True)
+    path = tuning.cache_path()
+    stale = tmp / f"{path.name}.abc123.tmp"
+    stale.write_text('{"torn')
+    _tune(t)
+    assert path.exists() and not stale.exists()
