@@ -110,11 +110,11 @@ def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:
     ent["packing_first_s"] = time.perf_counter() - t0
     rctx = ref_prepare(**raw, total_pixels=P, build_group_map=True)
     ent["packing_cu_equal"] = bool(torch.equal(ctx.cu_seqlens_k, rctx.cu_seqlens_k))
-    ent["packing_ours"] = B.time_ms(lambda: prepare_obs_context(**raw, total_pixels=P), reps=10)
-    ent["packing_ref"] = B.time_ms(lambda: ref_prepare(**raw, total_pixels=P, build_group_map=True), reps=10)
+    ent["packing_ours"] = B.time_ms(lambda: prepare_obs_context(**raw, total_pixels=P), reps=10)  # noqa: F821 - deleted after use
+    ent["packing_ref"] = B.time_ms(lambda: ref_prepare(**raw, total_pixels=P, build_group_map=True), reps=10)  # noqa: F821 - deleted after use
     from healda_core.kernels.packing import counting_sort
-    ent["counting_sort_ours"] = B.time_ms(lambda: counting_sort(raw["flat_idx"], P), reps=10)
-    ent["stable_torch_sort"] = B.time_ms(lambda: torch.sort(raw["flat_idx"], stable=True), reps=10)
+    ent["counting_sort_ours"] = B.time_ms(lambda: counting_sort(raw["flat_idx"], P), reps=10)  # noqa: F821 - deleted after use
+    ent["stable_torch_sort"] = B.time_ms(lambda: torch.sort(raw["flat_idx"], stable=True), reps=10)  # noqa: F821 - deleted after use
     log(f"N={n} packing ours {ent['packing_ours']['median_ms']:.3f} ms ref {ent['packing_ref']['median_ms']:.3f} ms; "
         f"counting sort {ent['counting_sort_ours']['median_ms']:.3f} ms")
     gm = rctx.group_map
@@ -191,10 +191,10 @@ def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:
 
     def f_ours(*a):
         with torch.autocast("cuda", dtype=torch.bfloat16):
-            return mod(*a)
+            return mod(*a)  # noqa: F821 - deleted after use
 
     def f_ref(obs, meta, t, c, p):
-        return rmod(obs=obs, float_metadata=meta, obs_type=t, channel_ids=c, platform_ids=p)
+        return rmod(obs=obs, float_metadata=meta, obs_type=t, channel_ids=c, platform_ids=p)  # noqa: F821 - deleted after use
 
     a = [x[k] for k in ("obs", "float_metadata", "obs_type", "channel", "platform")]
     with torch.no_grad():

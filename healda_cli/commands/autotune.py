@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated
 
 import typer
 
@@ -11,15 +12,19 @@ from healda_cli.main import app
 
 @app.command("autotune")
 def autotune_cmd(
-    save: bool = typer.Option(False, "--save", help="Write the winners to the cache (nothing is written otherwise)."),
-    cache_dir: Path | None = typer.Option(None, "--cache-dir", help="Cache folder (default: "
-                                          "$HEALDA_AUTOTUNE_CACHE_DIR, else ~/.cache/healda/autotune)."),
-    ckpt: Path | None = typer.Option(None, "--ckpt", help="Take the layout from this checkpoint's config."),
-    preset: str = typer.Option("healda-v2", "--preset", help="Layout preset when no --ckpt (healda init-ckpt presets, e.g. healda-v2)."),
-    n: list[int] = typer.Option([2_000_000, 10_000_000, 30_000_000], "--n", help="Observation counts to cover."),
-    deterministic: bool = typer.Option(False, "--deterministic",
-                                       help="Time nothing: report the cached or default configs only."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON object on stdout."),
+    save: Annotated[bool, typer.Option("--save", help="Write the winners to the cache (nothing is written "
+                                       "otherwise).")] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="Cache folder (default: "
+                                                   "$HEALDA_AUTOTUNE_CACHE_DIR, else ~/.cache/healda/autotune).")]
+    = None,
+    ckpt: Annotated[Path | None, typer.Option("--ckpt", help="Take the layout from this checkpoint's config.")] = None,
+    preset: Annotated[str, typer.Option("--preset", help="Layout preset when no --ckpt (healda init-ckpt presets, "
+                                        "e.g. healda-v2).")] = "healda-v2",
+    n: Annotated[list[int], typer.Option("--n", help="Observation counts to cover (repeatable).")]
+    = (2_000_000, 10_000_000, 30_000_000),
+    deterministic: Annotated[bool, typer.Option("--deterministic", help="Time nothing: report the cached or "
+                                                "default configs only.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON object on stdout.")] = False,
 ) -> None:
     """Runs each kernel once per bucket (forward and backward) so the autotuner picks its configs.
 
@@ -29,7 +34,7 @@ def autotune_cmd(
     from healda_cli import console
     from healda_core.kernels.tuning import autotune
 
-    rep = autotune(save=save, cache_dir=cache_dir, ckpt=ckpt, preset=preset, ns=n, deterministic=deterministic,
+    rep = autotune(save=save, cache_dir=cache_dir, ckpt=ckpt, preset=preset, ns=list(n), deterministic=deterministic,
                    progress=console.info)
     if as_json:
         console.emit_json(rep)

@@ -3,6 +3,8 @@ in ``healda_core.bench`` and prints a Rich table on stderr, or JSON lines on std
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from healda_cli.main import app
@@ -31,10 +33,11 @@ def _report_row(row: dict, as_json: bool) -> None:
 
 @bench_app.command("pack")
 def bench_pack_cmd(
-    n: int = typer.Option(30_000_000, "--n", help="Number of synthetic observations."),
-    complevel: int = typer.Option(1, "--complevel", min=0, max=9, help="Deflate level of the write (1-3 ISA-L, 4-9 zlib); 0 = none."),
-    no_write: bool = typer.Option(False, "--no-write", help="Gather in memory only; no NetCDF write."),
-    as_json: bool = typer.Option(False, "--json", help="One JSON line on stdout."),
+    n: Annotated[int, typer.Option("--n", help="Number of synthetic observations.")] = 30_000_000,
+    complevel: Annotated[int, typer.Option("--complevel", min=0, max=9, help="Deflate level of the write "
+                                           "(1-3 ISA-L, 4-9 zlib); 0 = none.")] = 1,
+    no_write: Annotated[bool, typer.Option("--no-write", help="Gather in memory only; no NetCDF write.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line on stdout.")] = False,
 ) -> None:
     """Observation packing throughput (obs/s) and peak memory on synthetic input."""
     from healda_core.bench.pack import bench_pack
@@ -74,30 +77,33 @@ def _fmt(v: object) -> str:
 
 @bench_app.command("kernels")
 def bench_kernels_cmd(
-    n: list[int] = typer.Option([10_000_000, 30_000_000], "--n", help="Observation tokens N (repeatable)."),
-    op: list[str] = typer.Option(["pixel_attention", "film", "packing"], "--op",
-                                 help="pixel_attention, film and/or packing (repeatable)."),
-    no_torch: bool = typer.Option(False, "--no-torch", help="Skip the PyTorch paths (they are slow)."),
-    torch_max_n: int = typer.Option(10_000_000, "--torch-max-n", help="Largest N timed on the PyTorch paths."),
-    reps: int = typer.Option(10, "--reps", min=3, help="Timed repetitions (median reported)."),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+    n: Annotated[list[int], typer.Option("--n", help="Observation tokens N (repeatable).")]
+    = (10_000_000, 30_000_000),
+    op: Annotated[list[str], typer.Option("--op", help="pixel_attention, film and/or packing (repeatable).")]
+    = ("pixel_attention", "film", "packing"),
+    no_torch: Annotated[bool, typer.Option("--no-torch", help="Skip the PyTorch paths (they are slow).")] = False,
+    torch_max_n: Annotated[int, typer.Option("--torch-max-n", help="Largest N timed on the PyTorch paths.")]
+    = 10_000_000,
+    reps: Annotated[int, typer.Option("--reps", min=3, help="Timed repetitions (median reported).")] = 10,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
 ) -> None:
     """Triton kernels vs the PyTorch paths: fwd and fwd+bwd ms, tokens/s, TFLOP/s, GB/s, roofline fraction."""
     from healda_cli import console
     from healda_core.bench.kernels import run
 
-    rows = run(ns=n, ops=op, torch_paths=not no_torch, torch_max_n=torch_max_n, reps=reps, progress=console.verbose)
+    rows = run(ns=list(n), ops=list(op), torch_paths=not no_torch, torch_max_n=torch_max_n, reps=reps, progress=console.verbose)
     _report_rows(rows, as_json, "bench kernels (H200 peaks: 783 TFLOP/s bf16, 4.24 TB/s)", _KERNEL_COLUMNS)
 
 
 @bench_app.command("model")
 def bench_model_cmd(
-    preset: str = typer.Option("healda-v2", "--preset", help="A model preset (healda init-ckpt --preset names)."),
-    n: int = typer.Option(10_000_000, "--n", help="Observations per batch."),
-    layers: int = typer.Option(4, "--layers", min=1, help="num_layers override (the default has 32)."),
-    reps: int = typer.Option(5, "--reps", min=3, help="Timed repetitions (median reported)."),
-    no_torch: bool = typer.Option(False, "--no-torch", help="Skip the run on the PyTorch paths."),
-    as_json: bool = typer.Option(False, "--json", help="JSON lines on stdout."),
+    preset: Annotated[str, typer.Option("--preset", help="A model preset (healda init-ckpt --preset names).")]
+    = "healda-v2",
+    n: Annotated[int, typer.Option("--n", help="Observations per batch.")] = 10_000_000,
+    layers: Annotated[int, typer.Option("--layers", min=1, help="num_layers override (the preset has 32).")] = 4,
+    reps: Annotated[int, typer.Option("--reps", min=3, help="Timed repetitions (median reported).")] = 5,
+    no_torch: Annotated[bool, typer.Option("--no-torch", help="Skip the run on the PyTorch paths.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="JSON lines on stdout.")] = False,
 ) -> None:
     """Whole model with and without the kernels: inference and training-step ms, obs/s, peak GiB."""
     from healda_cli import console

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 from rich.table import Table
@@ -65,12 +65,12 @@ def _report(s: PackSummary) -> None:
 def pack_obs_cmd(
     inputs: Annotated[list[str], typer.Argument(help="Raw observation files (canonical CF point, IODA, GSI diag); "
                                                 "'-' reads paths from stdin.")],
-    output: Annotated[Optional[str], typer.Option("-o", "--output", help="Output file [default: first input "
-                                                  "with .packed.nc].")] = None,
-    time: Annotated[Optional[list[str]], typer.Option("--time", "-t", help="Analysis time (repeatable), e.g. "
+    output: Annotated[str | None, typer.Option("-o", "--output", help="Output file (default: first input "
+                                                  "with .packed.nc).")] = None,
+    time: Annotated[list[str] | None, typer.Option("--time", "-t", help="Analysis time (repeatable), e.g. "
                                                       "2024-01-02T06:00Z or 2024010206.")] = None,
-    start: Annotated[Optional[str], typer.Option("--start", help="First analysis time of a range.")] = None,
-    end: Annotated[Optional[str], typer.Option("--end", help="Last analysis time of a range (inclusive).")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First analysis time of a range.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last analysis time of a range (inclusive).")] = None,
     every: Annotated[str, typer.Option("--every", help="Spacing of the --start/--end range.")] = "6h",
     level: Annotated[int, typer.Option("--level", help="HEALPix level of the pixels (level_model).")] = 5,
     n_frames: Annotated[int, typer.Option("--frames", help="Frames per analysis (T).")] = 8,
@@ -80,13 +80,13 @@ def pack_obs_cmd(
     quiet: Annotated[bool, typer.Option("-q", "--quiet", help="Only errors on stderr.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.")] = False,
     complevel: Annotated[int, typer.Option("--complevel", min=0, max=9, help="Deflate level (shuffle on; 1-3 via ISA-L, 4-9 via zlib); 0 = uncompressed.")] = 1,
-    sensor: Annotated[Optional[list[str]], typer.Option("--sensor", help="Sensors to keep (repeatable) "
-                                                        "[default: the v2 recipe's].")] = None,
+    sensor: Annotated[list[str] | None, typer.Option("--sensor", help="Sensors to keep (repeatable) "
+                                                        "(default: the v2 recipe's).")] = None,
     conv_min_pressure: Annotated[float, typer.Option("--conv-min-pressure", help="Non-GPS conv floor, hPa.")] = 1.0,
     all_winds: Annotated[bool, typer.Option("--all-winds", help="Keep non-in-situ (satellite) winds.")] = False,
     all_gps: Annotated[bool, typer.Option("--all-gps", help="Keep gps_t and gps_q, not only bending angle.")] = False,
     qc_filter: Annotated[bool, typer.Option("--qc-filter", help="Keep only rows GSI accepted (flags).")] = False,
-    drop_channel: Annotated[Optional[list[int]], typer.Option("--drop-channel", help="Global channel id to "
+    drop_channel: Annotated[list[int] | None, typer.Option("--drop-channel", help="Global channel id to "
                                                               "drop (repeatable).")] = None,
 ) -> None:
     """Pack raw observations into the packed observation NetCDF that assimilate and train read."""

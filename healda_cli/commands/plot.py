@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -15,8 +15,8 @@ def plot_cmd(
     file: Annotated[str, typer.Argument(help="Analysis, nature-run, static or packed-observation NetCDF.")],
     var: Annotated[str, typer.Option("--var", help="Variable to draw, e.g. z, t2m, orog, value_norm.")],
     output: Annotated[str, typer.Option("-o", "--output", help="PNG file to write.")],
-    level: Annotated[Optional[float], typer.Option("--level", help="Pressure level in hPa [default: 500].")] = None,
-    time: Annotated[Optional[int], typer.Option("--time", help="Index along time/analysis [default: last].")] = None,
+    level: Annotated[float | None, typer.Option("--level", help="Pressure level in hPa (default: 500).")] = None,
+    time: Annotated[int | None, typer.Option("--time", help="Index along time/analysis (default: last).")] = None,
     overwrite: Annotated[bool, typer.Option("-O", "--overwrite", help="Replace an existing output.")] = False,
 ) -> None:
     """Draw one variable on a Mollweide map (PNG); prints the PNG path on stdout."""

@@ -192,11 +192,11 @@ def run(ns: Iterable[int] = (10_000_000, 30_000_000), ops: Iterable[str] = ("pix
             inp = pa_inputs(n)
             cu, mx = inp["cu"], inp["maxlen"]
             say(f"pixel attention N={n:,}")
-            rows += bench_pixel_attention(lambda q, x, wk, wv, bv: pa_kernel(q, x, wk, wv, bv, cu, mx, None), inp,
+            rows += bench_pixel_attention(lambda q, x, wk, wv, bv, cu=cu, mx=mx: pa_kernel(q, x, wk, wv, bv, cu, mx, None), inp,
                                           "healda-triton", reps)
             if torch_paths and n <= torch_max_n:
                 rows += bench_pixel_attention(
-                    lambda q, x, wk, wv, bv: ragged_attention_torch(q, x, wk, wv, bv, cu, 1 / math.sqrt(32)), inp,
+                    lambda q, x, wk, wv, bv, cu=cu: ragged_attention_torch(q, x, wk, wv, bv, cu, 1 / math.sqrt(32)), inp,
                     "pytorch", max(3, reps // 3))
             del inp
             torch.cuda.empty_cache()
@@ -205,13 +205,13 @@ def run(ns: Iterable[int] = (10_000_000, 30_000_000), ops: Iterable[str] = ("pix
             mod = ObsTokenizerFiLM(**FILM).cuda()
             say(f"FiLM tokenizer N={n:,}")
 
-            def fused(*a):
+            def fused(*a, mod=mod):
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     return mod(*a)
 
             rows += bench_film(fused, list(mod.parameters()), x, "healda-triton", reps)
             if torch_paths and n <= torch_max_n:
-                def eager(*a):
+                def eager(*a, mod=mod):
                     with torch.autocast("cuda", dtype=torch.bfloat16):
                         return mod.forward_torch(*a)
 

@@ -67,11 +67,11 @@ def run(preset: str = "healda-v2", n_obs: int = 10_000_000, layers: int | None =
         with _with_kernels(on):
             ctx = prepare_obs_context(**raw, total_pixels=p)
 
-            def fwd():
+            def fwd(ctx=ctx):
                 with torch.autocast("cuda", dtype=torch.bfloat16):
                     return model(x, tt, sod, doy, ctx)
 
-            def step():
+            def step(fwd=fwd):
                 model.zero_grad(set_to_none=True)
                 fwd().float().square().mean().backward()
 
@@ -84,5 +84,5 @@ def run(preset: str = "healda-v2", n_obs: int = 10_000_000, layers: int | None =
                 rows.append({"op": "model", "preset": preset, "layers": cfg["num_layers"], "impl": impl, "N": n_obs,
                              "pass": name, **tm, "obs_per_s": n_obs / (tm["median_ms"] * 1e-3),
                              "peak_GiB": torch.cuda.max_memory_allocated() / 2**30})
-            del ctx
+            del ctx, fwd, step
     return rows

@@ -22,9 +22,9 @@ import functools
 import torch
 from torch import Tensor
 
+from healda_core.kernels import eager_call, needs_grad
 from healda_core.kernels import film as K
 from healda_core.kernels import film_bwd as KB
-from healda_core.kernels import eager_call, needs_grad
 from healda_core.kernels.launch import launch
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 

@@ -26,8 +26,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from healda_core.kernels import pixel_attn as K
 from healda_core.kernels import eager_call, needs_grad
+from healda_core.kernels import pixel_attn as K
 from healda_core.kernels.launch import launch
 from healda_core.kernels.tuning import Tuner, bucket, num_sms
 

@@ -189,8 +189,8 @@ def test_inductor_tf32_hint_is_silenced(work, monkeypatch):
     real = core.assimilate
 
     def noisy(*a, **k):
-        warnings.warn("TensorFloat32 tensor cores for float32 matrix multiplication available but not enabled.")
-        warnings.warn("something else")
+        warnings.warn("TensorFloat32 tensor cores for float32 matrix multiplication available but not enabled.", stacklevel=1)
+        warnings.warn("something else", stacklevel=1)
         return real(*a, **k)
 
     monkeypatch.setattr(core, "assimilate", noisy)

@@ -82,7 +82,7 @@ def cp_model_worker(ps, out_dir: Path, cp: int) -> dict:
         (out * w[:, :, f0:f1]).sum().div(w.numel()).backward()
         out_err = float((out - out_full[:, :, f0:f1]).detach().abs().max())
         grad_err, grad_scale = 0.0, 0.0
-        for (name, p_ref), p in zip(ref.named_parameters(), model.parameters()):
+        for p_ref, p in zip(ref.parameters(), model.parameters()):
             g = p.grad.clone() if p.grad is not None else torch.zeros_like(p)
             dist.all_reduce(g, group=ps.cp_group)
             grad_err = max(grad_err, float((g - p_ref.grad).abs().max()))
