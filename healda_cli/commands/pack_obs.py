@@ -15,6 +15,7 @@ from healda_core.fileio import history_entry
 from healda_core.obs import frames, vocab
 from healda_core.obs.pack import PackSummary, pack_obs
 from healda_core.obs.qc import REASONS, QCOptions
+from healda_core.obs.stdatm import DERIVED
 
 
 def _inputs(paths: list[str]) -> list[str]:
@@ -55,10 +56,18 @@ def _report(s: PackSummary) -> None:
     console.info(f"analysis times{how}: {', '.join(s.analysis_times)}")
     if console.state.verbosity >= 0:
         console.err.print(_table(s))
-    derived = {k: v for k, v in s.derived.items() if v}
-    if derived:
-        console.info("derived from the standard atmosphere: " + ", ".join(f"{v} {k.replace('_', ' ')}"
-                                                                          for k, v in derived.items()))
+    if s.derived and console.state.verbosity >= 0:
+        console.err.print(_derived_table(s.derived))
+
+
+def _derived_table(derived: dict[str, dict[str, int]]) -> Table:
+    kinds = [k for k in DERIVED[1:] if any(k in row for row in derived.values())]
+    table = Table(title="heights and pressures derived (conventional rows)", title_justify="left")
+    for col in ("platform", *kinds):
+        table.add_column(col.replace("_", " "), justify="left" if col == "platform" else "right")
+    for fam, row in derived.items():
+        table.add_row(fam, *(str(row.get(k, 0)) for k in kinds))
+    return table
 
 
 @app.command("pack-obs")

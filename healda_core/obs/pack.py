@@ -50,7 +50,7 @@ class PackSummary:
     level: int
     n_packed: int
     sensors: list[SensorCounts]
-    derived: dict[str, int] = field(default_factory=dict)
+    derived: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
         return asdict(self)

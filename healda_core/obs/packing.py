@@ -67,12 +67,12 @@ class PackResult:
 
     Attributes:
         packed: the :class:`PackedObs`. counts: (256, len(REASONS)) rows per (raw sensor id, reason).
-        derived: conv rows completed from the standard atmosphere.
+        derived: conv rows whose height or pressure was derived, per report family and kind.
     """
 
     packed: PackedObs
     counts: Int[np.ndarray, "s r"]
-    derived: dict[str, int]
+    derived: dict[str, dict[str, int]]
 
 
 def pixels(lon: np.ndarray, lat: np.ndarray, level: int) -> Int[np.ndarray, " n"]:
@@ -121,7 +121,7 @@ class PackPlan:
     pix: Int[np.ndarray, " n"]
     sensor_id: Int[np.ndarray, " n"]
     counts_by: Int[np.ndarray, "s r"]
-    derived: dict[str, int]
+    derived: dict[str, dict[str, int]]
 
 
 @dataclass

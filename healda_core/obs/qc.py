@@ -1,8 +1,9 @@
 """Row-level QC (DATA §1.3), global channel ids and normalisation, vectorised over all rows.
 
-Each row gets one drop reason (the first failing check, in :data:`REASONS` order) or 0 (kept). Conventional
-rows with only one of pressure and height are completed from the standard atmosphere first (counted in
-:class:`QCResult.derived`); derived heights are clipped at 0 m.
+Each row gets one drop reason (the first failing check, in :data:`REASONS` order) or 0 (kept). Absent values
+(``missing_value``) are counted apart from values outside the valid range (``bad_value``). Conventional rows
+with only one of pressure and height are completed first (:func:`stdatm.complete_vertical`: from the report's
+own levels, else the standard atmosphere; counted per report family in :class:`QCResult.derived`).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from healda_core.obs.raw import NAT, RawObs
 #: code -> reason name; code 0 means kept. ``outside_frames`` is assigned by the framing step.
 REASONS: tuple[str, ...] = (
     "kept", "unknown_sensor", "bad_time", "bad_latlon", "unknown_channel", "unknown_platform", "sensor_not_used",
-    "channel_denied", "bad_value", "no_pressure_height", "bad_height", "bad_pressure", "wind_not_in_situ",
+    "channel_denied", "missing_value", "bad_value", "no_pressure_height", "bad_height", "bad_pressure", "wind_not_in_situ",
     "gps_t_q_not_used", "qc_flag", "outside_frames",
 )
 REASON_CODE: dict[str, int] = {r: i for i, r in enumerate(REASONS)}
@@ -55,13 +56,14 @@ class QCResult:
     Attributes:
         reason: (N,) uint8 drop reason code (0 kept). global_channel: (N,) int16 (-1 unknown).
         value_norm: (N,) float32 normalised value (meaningful where kept).
-        derived: counts of completed conv rows, ``{"height_from_pressure": n, "pressure_from_height": n}``.
+        derived: completed conv rows per report family (:data:`vocab.FAMILY_NAMES`) and kind
+        (:data:`stdatm.DERIVED`), e.g. ``{"radiosonde": {"height_from_profile": 3}}``.
     """
 
     reason: Int[np.ndarray, " n"]
     global_channel: Int[np.ndarray, " n"]
     value_norm: Float[np.ndarray, " n"]
-    derived: dict[str, int] = field(default_factory=dict)
+    derived: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def _flag(reason: np.ndarray, bad: np.ndarray, name: str, rows: np.ndarray | None = None) -> None:
@@ -74,14 +76,27 @@ def _flag(reason: np.ndarray, bad: np.ndarray, name: str, rows: np.ndarray | Non
         reason[sub] = REASON_CODE[name]
 
 
-def derive_pressure_height(raw: RawObs, conv_rows: Int[np.ndarray, " m"]) -> dict[str, int]:
-    """Fill the missing one of pressure/height of conv rows in place (standard atmosphere)."""
+def derive_pressure_height(raw: RawObs, conv_rows: Int[np.ndarray, " m"]) -> dict[str, dict[str, int]]:
+    """Fill the missing one of pressure/height of conv rows in place; counts per report family and kind."""
     p, h = raw.pressure_hpa[conv_rows], raw.height[conv_rows]
-    need_h = np.isnan(h) & np.isfinite(p) & (p > 0)
-    need_p = np.isnan(p) & np.isfinite(h)
-    raw.height[conv_rows[need_h]] = np.maximum(stdatm.height_from_pressure(p[need_h]), 0.0)
-    raw.pressure_hpa[conv_rows[need_p]] = stdatm.pressure_from_height(h[need_p])
-    return {"height_from_pressure": int(need_h.sum()), "pressure_from_height": int(need_p.sum())}
+    prof = None if raw.profile is None else raw.profile[conv_rows]
+    code = stdatm.complete_vertical(p, h, prof)
+    raw.pressure_hpa[conv_rows], raw.height[conv_rows] = p, h
+    fam = vocab.report_family(raw.obs_type[conv_rows], raw.channel[conv_rows])
+    counts = np.bincount(fam.astype(np.int64) * len(stdatm.DERIVED) + code,
+                         minlength=len(vocab.FAMILY_NAMES) * len(stdatm.DERIVED)).reshape(-1, len(stdatm.DERIVED))
+    return {vocab.FAMILY_NAMES[f]: {stdatm.DERIVED[k]: int(counts[f, k]) for k in range(1, len(stdatm.DERIVED))
+                                    if counts[f, k]} for f in range(counts.shape[0]) if counts[f, 1:].any()}
+
+
+def merge_derived(parts: list[dict[str, dict[str, int]]]) -> dict[str, dict[str, int]]:
+    """Sum :attr:`QCResult.derived` dicts."""
+    out: dict[str, dict[str, int]] = {}
+    for part in parts:
+        for fam, kinds in part.items():
+            for k, n in kinds.items():
+                out.setdefault(fam, {})[k] = out.get(fam, {}).get(k, 0) + n
+    return out
 
 
 def _global_channels(raw: RawObs, conv_rows: np.ndarray, sat_rows: np.ndarray) -> np.ndarray:
@@ -109,7 +124,7 @@ def _sensor_checks(raw: RawObs, reason: np.ndarray, sat_rows: np.ndarray, opts: 
 def _conv_checks(raw: RawObs, reason: np.ndarray, conv: np.ndarray, opts: QCOptions) -> None:
     p, h, code = raw.pressure_hpa[conv], raw.height[conv], raw.channel[conv]
     _flag(reason, np.isnan(p) & np.isnan(h), "no_pressure_height", conv)
-    _flag(reason, ~((h >= 0) & (h <= 60000)), "bad_height", conv)
+    _flag(reason, ~((h >= stdatm.MIN_HEIGHT_M) & (h <= 60000)), "bad_height", conv)
     is_gps = code <= 3
     pmin = np.where(is_gps, opts.gps_min_pressure_hpa, opts.conv_min_pressure_hpa)
     _flag(reason, ~((p >= pmin) & (p <= 1100)), "bad_pressure", conv)
@@ -138,7 +153,7 @@ def run_qc(raw: RawObs, opts: QCOptions = QCOptions()) -> QCResult:
         return parts[0]
     if not parts:
         return _run_qc_rows(raw, opts)
-    derived = {k: sum(p.derived.get(k, 0) for p in parts) for k in parts[0].derived}
+    derived = merge_derived([p.derived for p in parts])
     return QCResult(reason=np.concatenate([p.reason for p in parts]),
                     global_channel=np.concatenate([p.global_channel for p in parts]),
                     value_norm=np.concatenate([p.value_norm for p in parts]), derived=derived)
@@ -165,6 +180,7 @@ def _run_qc_rows(raw: RawObs, opts: QCOptions) -> QCResult:
     table = stats.channel_table()
     g = np.maximum(gch, 0)
     vmin, vmax = table.valid_min.astype(np.float32)[g], table.valid_max.astype(np.float32)[g]
+    _flag(reason, np.isnan(raw.value), "missing_value")
     _flag(reason, ~((raw.value >= vmin) & (raw.value <= vmax)), "bad_value")
     del vmin, vmax
     _conv_checks(raw, reason, conv, opts)

@@ -19,6 +19,8 @@ COLUMNS: dict[str, type] = {
     "channel": np.uint16, "platform": np.int16, "scan_angle": np.float32, "sat_zenith": np.float32,
     "solar_zenith": np.float32, "pressure_hpa": np.float32, "height": np.float32, "obs_type": np.uint16,
 }
+#: optional columns (None when no reader gave them) and their dtypes
+OPTIONAL: dict[str, type] = {"qc_flag": np.int32, "use_flag": np.int32, "profile": np.int64}
 #: missing-value fill of each column when a reader has no such variable
 FILL: dict[str, float | int] = {"time_ns": NAT, "platform": -1, "obs_type": 0, "sensor": 255, "channel": 0}
 
@@ -36,6 +38,8 @@ class RawObs:
         float32 degrees (NaN for conv). pressure_hpa, height: (N,) float32 (NaN for sat).
         obs_type: (N,) uint16 report type (0 for sat).
         qc_flag, use_flag: optional (N,) int32 GSI flags (only used by ``qc_filter``).
+        profile: optional (N,) int64 report key: the rows of one report (a sonde ascent, one station's
+        surface report) share it, -1 for none; lets missing heights be derived from the report's own levels.
         cycle_times: analysis/cycle times (int64 s) declared by the files' attributes.
         sources: input paths.
     """
@@ -55,6 +59,7 @@ class RawObs:
     obs_type: Int[np.ndarray, " n"]
     qc_flag: Int[np.ndarray, " n"] | None = None
     use_flag: Int[np.ndarray, " n"] | None = None
+    profile: Int[np.ndarray, " n"] | None = None
     cycle_times: list[int] = field(default_factory=list)
     sources: list[str] = field(default_factory=list)
 
@@ -73,9 +78,9 @@ class RawObs:
             out[name] = np.full(n, col, dtype=dtype) if col.ndim == 0 else np.ascontiguousarray(col)
             if out[name].shape != (n,):
                 raise ValueError(f"column {name} has shape {col.shape}, expected ({n},)")
-        for name in ("qc_flag", "use_flag"):
+        for name, dtype in OPTIONAL.items():
             col = cols.pop(name, None)
-            out[name] = None if col is None else np.asarray(col, dtype=np.int32)
+            out[name] = None if col is None else np.asarray(col, dtype=dtype)
         out["cycle_times"] = list(cols.pop("cycle_times", None) or [])
         out["sources"] = list(cols.pop("sources", None) or [])
         if cols:
@@ -85,7 +90,7 @@ class RawObs:
     def take(self, idx: np.ndarray) -> RawObs:
         """Rows ``idx`` (an index or boolean array) as a new :class:`RawObs`."""
         kw = {f.name: getattr(self, f.name) for f in fields(self)}
-        for name in list(COLUMNS) + ["qc_flag", "use_flag"]:
+        for name in list(COLUMNS) + list(OPTIONAL):
             if kw[name] is not None:
                 kw[name] = kw[name][idx]
         return RawObs(**kw)
@@ -99,6 +104,9 @@ def concat(parts: list[RawObs]) -> RawObs:
     for name in ("qc_flag", "use_flag"):
         cols = [getattr(p, name) for p in parts]
         kw[name] = None if any(c is None for c in cols) else np.concatenate(cols)
+    profiles = [p.profile for p in parts]
+    kw["profile"] = None if all(c is None for c in profiles) else np.concatenate(
+        [np.full(len(p), -1, np.int64) if c is None else c for p, c in zip(parts, profiles)])
     kw["cycle_times"] = [t for p in parts for t in p.cycle_times]
     kw["sources"] = [s for p in parts for s in p.sources]
     return RawObs(**kw)  # type: ignore[arg-type]

@@ -133,3 +133,25 @@ def conv_plevel_local(code: Int[np.ndarray, " n"], pressure_hpa: Float[np.ndarra
     group = _CODE_TO_GROUP[np.where(ok, code, 0)]
     local = np.where(group >= 0, group * len(PLEVELS_HPA) + plevel_index(pressure_hpa), PS_PLEVEL_LOCAL)
     return np.where(ok, local, -1)
+
+
+#: conventional report families by PrepBUFR/GSI report type (mass 1xx and wind 2xx share the family), for
+#: per-platform counts; GPS-RO is recognised by its conv code, not its report type.
+REPORT_FAMILIES: tuple[tuple[str, tuple[range, ...]], ...] = (
+    ("radiosonde", (range(120, 123), range(132, 133), range(220, 223), range(232, 233))),
+    ("aircraft", (range(130, 132), range(133, 140), range(230, 232), range(233, 240))),
+    ("surface", (range(180, 200), range(280, 300))),
+    ("profiler", (range(126, 127), range(223, 230))),
+    ("satwind", (range(240, 261),)),
+)
+FAMILY_NAMES: tuple[str, ...] = ("other", "gps", *(name for name, _ in REPORT_FAMILIES))
+_FAMILY_LUT = np.zeros(65536, np.uint8)
+for _i, (_name, _ranges) in enumerate(REPORT_FAMILIES):
+    for _r in _ranges:
+        _FAMILY_LUT[_r.start:_r.stop] = _i + 2
+
+
+def report_family(obs_type: Int[np.ndarray, " n"], code: Int[np.ndarray, " n"]) -> Int[np.ndarray, " n"]:
+    """Index into :data:`FAMILY_NAMES` of conv rows (report type, conv code 1..8)."""
+    fam = _FAMILY_LUT[np.clip(np.asarray(obs_type, np.int64), 0, 65535)]
+    return np.where(np.asarray(code) <= 3, 1, fam).astype(np.uint8)

@@ -50,7 +50,9 @@ def test_stdout_is_only_the_path(raw_file):
     out = raw_file.with_name("raw.packed.nc")
     assert res.stdout == f"{out}\n"
     assert "amsua" in res.stderr and "conv" in res.stderr and "kept" in res.stderr  # per-sensor table
-    assert "derived from the standard atmosphere: 30 height from pressure" in res.stderr
+    assert "heights and pressures derived" in res.stderr and "radiosonde" in res.stderr  # per-platform table
+    (row,) = [line for line in res.stderr.splitlines() if "radiosonde" in line]
+    assert row.split()[-2] == "30"  # 30 heights from the standard atmosphere (no station ids: no profiles)
     with xr.open_dataset(out) as ds:
         assert "Z: " in ds.attrs["history"]  # "<ISO time>Z: <argv>" (argv is pytest's under CliRunner)
         assert ds.sizes["obs"] == 60 and ds.sizes["analysis"] == 1

@@ -16,7 +16,7 @@ NAN = np.nan
 ROWS = [
     (2, 7, 15, 230.0, 10.0, 20.0, 0, NAN, NAN, 0, "kept"),  # amsua ch 7 on metop-b
     (6, 6, -1, 250.0, 10.0, 20.0, 0, 500.0, 5500.0, 120, "kept"),  # conv t
-    (2, 7, 15, NAN, 10.0, 20.0, 0, NAN, NAN, 0, "bad_value"),
+    (2, 7, 15, NAN, 10.0, 20.0, 0, NAN, NAN, 0, "missing_value"),  # absent, not rejected
     (2, 7, 15, 450.0, 10.0, 20.0, 0, NAN, NAN, 0, "bad_value"),  # > 400 K
     (2, 7, 15, 230.0, 91.0, 20.0, 0, NAN, NAN, 0, "bad_latlon"),
     (2, 7, 15, 230.0, NAN, 20.0, 0, NAN, NAN, 0, "bad_latlon"),
@@ -36,6 +36,8 @@ ROWS = [
     (6, 2, -1, 250.0, 10.0, 20.0, 0, 500.0, 5500.0, 0, "gps_t_q_not_used"),
     (4, 16, 15, 230.0, 10.0, 20.0, 0, NAN, NAN, 0, "sensor_not_used"),  # raw IASI is not in the v2 recipe
     (2, 7, 15, 230.0, 10.0, 20.0, 10 * 86400, NAN, NAN, 0, "outside_frames"),
+    (6, 6, -1, 250.0, 10.0, 20.0, 0, 1005.0, -600.0, 181, "bad_height"),  # deeper than any land surface
+    (6, 4, -1, 1015.0, 31.5, 35.5, 0, 1015.0, -27.0, 181, "kept"),  # surface station below sea level
 ]
 
 
@@ -58,7 +60,7 @@ def test_each_row_problem_has_its_reason():
     for row in ROWS:
         expected[REASON_CODE[row[-1]]] += 1
     np.testing.assert_array_equal(reasons, expected)
-    assert result.packed.n_obs == 3
+    assert result.packed.n_obs == 4
 
 
 def test_reason_per_row_and_by_sensor():
@@ -83,13 +85,14 @@ def test_options_relax_the_recipe():
 def test_derive_pressure_or_height_from_standard_atmosphere():
     rows = [(6, 6, -1, 250.0, 10.0, 20.0, 0, 500.0, NAN, 120, ""),  # sonde level without height
             (6, 6, -1, 250.0, 10.0, 20.0, 0, NAN, 11000.0, 130, ""),  # aircraft with flight level only
-            (6, 6, -1, 280.0, 10.0, 20.0, 0, 1030.0, NAN, 120, "")]  # below sea level -> height 0
+            (6, 6, -1, 280.0, 10.0, 20.0, 0, 1030.0, NAN, 120, "")]  # above 1013.25 hPa: below sea level
     raw = _raw(rows)
     qc = run_qc(raw)
-    assert qc.derived == {"height_from_pressure": 2, "pressure_from_height": 1}
+    assert qc.derived == {"radiosonde": {"height_from_standard_atmosphere": 2},
+                          "aircraft": {"pressure_from_standard_atmosphere": 1}}
     assert raw.height[0] == pytest.approx(5574.4, abs=1.0)  # ICAO: 500 hPa at 5574 m
     assert raw.pressure_hpa[1] == pytest.approx(226.32, abs=0.01)  # tropopause 11 km: 226.32 hPa
-    assert raw.height[2] == 0.0
+    assert raw.height[2] == pytest.approx(-139.0, abs=2.0)  # 1030 hPa: -139 m in the ICAO atmosphere
     assert qc.reason.tolist() == [0, 0, 0]
 
 

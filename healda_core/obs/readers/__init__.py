@@ -1,14 +1,16 @@
 """Raw observation readers, auto-detected per file: canonical CF point, JCSDA IODA, NOAA GSI diag.
 
 :func:`read_obs_file` opens a file, picks the reader from its structure and returns a
-:class:`~healda_core.obs.raw.RawObs`. File-level problems (missing, empty, truncated, not NetCDF,
-unrecognised layout, required variable missing, wrong dtype) raise
-:class:`~healda_core.errors.InputError` naming file and variable.
+:class:`~healda_core.obs.raw.RawObs` with longitudes in [-180, 180] whatever the file's convention.
+File-level problems (missing, empty, truncated, not NetCDF, unrecognised layout, required variable missing,
+wrong dtype) raise :class:`~healda_core.errors.InputError` naming file and variable.
 """
 
 from __future__ import annotations
 
 import os
+
+import numpy as np
 
 from healda_core.errors import input_error
 from healda_core.obs.raw import RawObs
@@ -41,7 +43,18 @@ def read_obs_file(path: str | os.PathLike) -> tuple[RawObs, str]:
                               "(value, sensor, channel), IODA groups (MetaData, ObsValue) or GSI diag variables "
                               "(Latitude, Observation)")
         reader = {"canonical": read_canonical, "ioda": read_ioda, "gsi": read_gsi}[fmt]
-        return reader(path, ds), fmt
+        raw = reader(path, ds)
+    normalise_longitude(raw.lon)
+    return raw, fmt
 
 
-__all__ = ["FORMATS", "detect_format", "read_obs_file", "write_canonical"]
+def normalise_longitude(lon: np.ndarray) -> None:
+    """Map longitudes in (180, 360] to (-180, 0] in place: one convention, [-180, 180], in every output.
+
+    Values outside [-180, 360] are left for QC to reject as ``bad_latlon``.
+    """
+    east = (lon > 180) & (lon <= 360)
+    lon[east] -= np.float32(360.0)
+
+
+__all__ = ["FORMATS", "detect_format", "normalise_longitude", "read_obs_file", "write_canonical"]

@@ -4,7 +4,8 @@ Dimension ``obs``; required ``time`` (integer, CF units ``<unit> since <date>``)
 ``sensor`` (uint8 code, ``flag_values``/``flag_meanings`` = sensor names), ``channel`` (raw channel; conv
 variable code 1..8). Satellite rows also need ``platform`` (global id, or codes with flag meanings),
 ``scan_angle``, ``sat_zenith_angle``, ``solar_zenith_angle``; conventional rows need ``obs_type`` and
-``pressure`` (Pa, or hPa if its units say so) and/or ``height`` (m). Optional: ``qc_flag``, ``use_flag``.
+``pressure`` (Pa, or hPa if its units say so) and/or ``height`` (m). Optional: ``qc_flag``, ``use_flag``,
+``station_id`` (strings or chars; groups the levels of a sonde ascent).
 Documented in ``docs/formats.md``.
 """
 
@@ -18,7 +19,16 @@ import numpy as np
 from healda_core.errors import input_error
 from healda_core.obs import vocab
 from healda_core.obs.raw import NAT, RawObs
-from healda_core.obs.readers.common import attr, cycle_seconds, find_var, read_float, read_int, time_units_ns
+from healda_core.obs.readers.common import (
+    attr,
+    cycle_seconds,
+    find_var,
+    profile_keys,
+    read_float,
+    read_int,
+    read_strings,
+    time_units_ns,
+)
 
 REQUIRED = ("time", "lat", "lon", "value", "sensor", "channel")
 SAT_VARS = ("platform", "scan_angle", "sat_zenith_angle", "solar_zenith_angle")
@@ -93,6 +103,7 @@ def read_canonical(path: str | os.PathLike, ds: netCDF4.Dataset) -> RawObs:
         if cols["pressure_hpa"] is None and cols["height"] is None:
             raise input_error(path, "pressure", "required variable missing (conventional rows need pressure or height)")
         cols["obs_type"] = np.clip(read_int(ds, path, "obs_type", missing=0), 0, 65535)
+        cols["profile"] = profile_keys(path, read_strings(ds, path, "station_id"), cols["obs_type"])
     cols["qc_flag"] = read_int(ds, path, "qc_flag", required=False, missing=-1)
     cols["use_flag"] = read_int(ds, path, "use_flag", required=False, missing=-1)
     _conv_nan_sat(cols, is_conv)

@@ -10,15 +10,19 @@ from __future__ import annotations
 import datetime as _dt
 import os
 import re
+import zlib
 from pathlib import Path
 
 import netCDF4
 import numpy as np
 
 from healda_core.errors import InputError, input_error
+from healda_core.obs import vocab
 
-#: IODA missing values are huge negatives (float -3.3688e38, int32 -2147483643, int64 -9.2e18); GSI uses 1e11.
+#: IODA missing values are huge negatives (float -3.3688e38, int32 -2147483643, int64 -9.2e18); GSI diag files
+#: and BUFR decoders use the BUFRLIB missing value 1e11 (10e10): any float of magnitude >= 1e10 is missing.
 FLOAT_SENTINEL = -1.0e37
+BUFR_MISSING = 1.0e10
 INT_SENTINEL = -2147483600
 
 
@@ -87,7 +91,7 @@ def read_float(ds: netCDF4.Dataset, path: object, name: str, required: bool = Tr
     for f in _fills(v):
         bad |= data == np.asarray(f).astype(data.dtype)
     if data.dtype.kind == "f":
-        bad |= data <= FLOAT_SENTINEL
+        bad |= (data <= FLOAT_SENTINEL) | (np.abs(data) >= BUFR_MISSING)
     elif data.dtype.kind == "i":
         bad |= data <= INT_SENTINEL
     out = data.astype(dtype)
@@ -153,6 +157,38 @@ def cycle_seconds(text: object) -> int | None:
     return int(t.timestamp())
 
 
+def read_strings(ds: netCDF4.Dataset, path: object, name: str) -> np.ndarray | None:
+    """(N,) bytes array of a char variable ``(N, strlen)`` or a string variable ``(N,)``; None if absent."""
+    v = find_var(ds, name)
+    if v is None:
+        return None
+    try:
+        v.set_auto_chartostring(False)
+        data = np.asarray(v[...])
+    except (OSError, RuntimeError, IndexError, ValueError) as exc:
+        raise input_error(path, name, f"cannot read data, file truncated or corrupt ({exc})") from None
+    if data.dtype.kind == "S" and data.ndim == 2:
+        return np.char.strip(data.view(f"S{data.shape[1]}").reshape(-1))
+    if data.ndim != 1:
+        raise input_error(path, name, f"shape {data.shape}, expected (obs,) strings or (obs, strlen) chars")
+    return np.char.strip(data.astype("S"))
+
+
+def profile_keys(path: object, station: np.ndarray | None, obs_type: np.ndarray) -> np.ndarray | None:
+    """(N,) int64 report keys for :attr:`RawObs.profile`: rows of one sonde ascent share a key, others get -1.
+
+    A report is (file, station id, report type); only radiosonde-family report types get a key, since other
+    platforms' rows are not one vertical profile.
+    """
+    if station is None:
+        return None
+    fam = vocab.report_family(obs_type, np.full(obs_type.shape, 4))
+    sonde = fam == vocab.FAMILY_NAMES.index("radiosonde")
+    _, inv = np.unique(station, return_inverse=True)
+    key = (zlib.crc32(str(path).encode()) & 0x7FFFFF) << 40 | inv.astype(np.int64) << 16 | obs_type.astype(np.int64)
+    return np.where(sonde & (station != b""), key, -1).astype(np.int64)
+
+
 def attr(ds: netCDF4.Dataset, *names: str) -> object | None:
     """First present global attribute among ``names``."""
     for n in names:
@@ -161,4 +197,5 @@ def attr(ds: netCDF4.Dataset, *names: str) -> object | None:
     return None
 
 
-__all__ = ["InputError", "attr", "cycle_seconds", "find_var", "open_nc", "read_float", "read_int", "time_units_ns"]
+__all__ = ["InputError", "attr", "cycle_seconds", "find_var", "open_nc", "profile_keys", "read_float", "read_int",
+           "read_strings", "time_units_ns"]

@@ -4,6 +4,8 @@ Times (``Time`` conv, ``Obs_Time`` radiance) are hours relative to the ``date_ti
 (``YYYYMMDDHH``). Conv: ``Latitude``, ``Longitude``, ``Pressure`` (hPa), ``Height`` (m),
 ``Observation_Type``, ``Observation`` (uv: ``u_Observation`` and ``v_Observation``; gps: bending angle, plus
 ``Temperature_at_Obs_Location``/``Specific_Humidity_at_Obs_Location`` as gps_t/gps_q), ``Analysis_Use_Flag``.
+``Height`` or ``Pressure`` may be the BUFRLIB missing value 1e11 (most radiosonde levels have no height): it
+is derived later from the ascent's own levels (``Station_ID`` groups them) or the standard atmosphere.
 Radiance: ``Observation`` (K), ``Channel_Index`` (1-based pointer into ``sensor_chan``, which holds the
 raw channel number), ``Scan_Angle``, ``Sat_Zenith_Angle``, ``Sol_Zenith_Angle``, ``QC_Flag``.
 """
@@ -20,7 +22,15 @@ import numpy as np
 from healda_core.errors import input_error
 from healda_core.obs import vocab
 from healda_core.obs.raw import NAT, RawObs, concat
-from healda_core.obs.readers.common import attr, cycle_seconds, find_var, read_float, read_int
+from healda_core.obs.readers.common import (
+    attr,
+    cycle_seconds,
+    find_var,
+    profile_keys,
+    read_float,
+    read_int,
+    read_strings,
+)
 
 _CONV_KINDS = ("t", "q", "ps", "uv", "gps")
 
@@ -70,6 +80,7 @@ def _read_conv(path: object, ds: netCDF4.Dataset) -> RawObs:
             "obs_type": np.clip(read_int(ds, path, "Observation_Type", missing=0, kinds="iuf"), 0, 65535),
             "use_flag": read_int(ds, path, "Analysis_Use_Flag", required=False, missing=-1, kinds="iuf")}
     n = base["lat"].shape[0]
+    base["profile"] = profile_keys(path, read_strings(ds, path, "Station_ID"), base["obs_type"])
     values = {
         "t": [("t", "Observation")], "q": [("q", "Observation")], "ps": [("ps", "Observation")],
         "uv": [("u", "u_Observation"), ("v", "v_Observation")],

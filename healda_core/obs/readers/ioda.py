@@ -1,7 +1,8 @@
 """JCSDA IODA v2/v3 NetCDF4 files (groups ``MetaData``, ``ObsValue``, ``ObsError``, ``PreQC``).
 
 Conventional files: every present ``ObsValue`` variable among :data:`CONV_VARS` becomes rows of its conv
-code, with ``MetaData/pressure`` (Pa), ``MetaData/height`` (else ``stationElevation``) and the report type
+code, with ``MetaData/pressure`` (Pa), ``MetaData/height`` (else ``stationElevation`` for surface reports and station pressure; sonde levels of
+one ``stationIdentification`` form a profile) and the report type
 from ``ObsType/<var>``, ``MetaData/prepbufrReportType`` or ``MetaData/ObsType``. Radiance files:
 ``ObsValue/brightnessTemperature(Location, Channel)`` with ``MetaData/sensorChannelNumber``, the sensor from
 file attributes (``sensor``, ``instrument``, ...) or the file name, and the platform from
@@ -21,7 +22,16 @@ import numpy as np
 from healda_core.errors import input_error
 from healda_core.obs import vocab
 from healda_core.obs.raw import NAT, RawObs, concat
-from healda_core.obs.readers.common import attr, cycle_seconds, find_var, read_float, read_int, time_units_ns
+from healda_core.obs.readers.common import (
+    attr,
+    cycle_seconds,
+    find_var,
+    profile_keys,
+    read_float,
+    read_int,
+    read_strings,
+    time_units_ns,
+)
 
 #: ObsValue variable -> conv variable name
 CONV_VARS: dict[str, str] = {
@@ -63,8 +73,10 @@ def _read_conv(path: object, ds: netCDF4.Dataset) -> RawObs:
     n = loc["lat"].shape[0]
     p = read_float(ds, path, "MetaData/pressure", required=False)
     p_hpa = p / np.float32(100.0) if p is not None else np.full(n, np.nan, np.float32)
-    h = _first(ds, path, ("MetaData/height", "MetaData/stationElevation", "MetaData/impactHeightRO"))
+    h = _first(ds, path, ("MetaData/height", "MetaData/impactHeightRO"))
+    elev = read_float(ds, path, "MetaData/stationElevation", required=False)
     h = h if h is not None else np.full(n, np.nan, np.float32)
+    station = read_strings(ds, path, "MetaData/stationIdentification")
     parts = []
     for var, conv in CONV_VARS.items():
         name = f"ObsValue/{var}"
@@ -73,14 +85,18 @@ def _read_conv(path: object, ds: netCDF4.Dataset) -> RawObs:
         value = read_float(ds, path, name)
         rtype = next((read_int(ds, path, r, missing=0) for r in (f"ObsType/{var}", *_REPORT_TYPE)
                       if find_var(ds, r) is not None), np.zeros(n, np.int64))
-        pres = p_hpa
-        if conv == "ps":  # station pressure: the value (Pa) is the pressure; hPa per DATA §1.1
+        pres, height = p_hpa, h
+        if conv == "ps":  # station pressure: the value (Pa) is the pressure at the station; hPa per DATA §1.1
             value = value / np.float32(100.0)
             pres = np.where(np.isnan(p_hpa), value, p_hpa)
+        if elev is not None:  # a surface report's height is the station's (upper-air levels' is not)
+            surface = vocab.report_family(rtype, vocab.CONV_CODE[conv]) == vocab.FAMILY_NAMES.index("surface")
+            height = np.where(np.isnan(h) & (surface | (conv == "ps")), elev, h)
         qc = read_int(ds, path, f"PreQC/{var}", required=False, missing=-1)
         parts.append(RawObs.from_columns(
             n, **loc, value=value, sensor=vocab.CONV, channel=vocab.CONV_CODE[conv], pressure_hpa=pres.copy(),
-            height=h.copy(), obs_type=np.clip(rtype, 0, 65535), qc_flag=qc))
+            height=height.copy(), obs_type=np.clip(rtype, 0, 65535), qc_flag=qc,
+            profile=profile_keys(path, station, np.clip(rtype, 0, 65535))))
     if not parts:
         raise input_error(path, "ObsValue", f"no supported variable; expected one of {sorted(CONV_VARS)} "
                           "or brightnessTemperature")
