@@ -54,8 +54,8 @@ def env_info() -> dict:
 
 
 def make_inputs(work: Path, n_obs: int, analysis: str) -> dict:
+    from healda_core.obs.pack import pack_arrays
     from healda_core.obs.packed import write_packed
-    from healda_core.obs.packing import pack_arrays
     from healda_core.static import make_static, write_static
     from tests.cli.synthetic import synthetic_raw, write_latlon_invariants
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from jaxtyping import Float, Int
 
-from healda_core.obs import stats, stdatm, threads, vocab
+from healda_core.obs import frames, stats, stdatm, vocab
 from healda_core.obs.raw import NAT, RawObs
 
 #: code -> reason name; code 0 means kept. ``outside_frames`` is assigned by the framing step.
@@ -145,10 +145,10 @@ def _qc_flags(raw: RawObs, reason: np.ndarray, conv: np.ndarray, sat: np.ndarray
 def run_qc(raw: RawObs, opts: QCOptions = QCOptions()) -> QCResult:
     """Check every row, complete conv pressure/height (in place), map channels, normalise values.
 
-    Rows are independent, so chunks of rows are checked on every core (:func:`threads.map_rows`); the
+    Rows are independent, so chunks of rows are checked on every core (:func:`frames.map_rows`); the
     result is identical to one pass over all rows.
     """
-    parts = threads.map_rows(lambda s: _run_qc_rows(raw.take(s), opts), len(raw))
+    parts = frames.map_rows(lambda s: _run_qc_rows(raw.take(s), opts), len(raw))
     if len(parts) == 1:
         return parts[0]
     if not parts:

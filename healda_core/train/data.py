@@ -81,7 +81,7 @@ class Batch:
         if "float_metadata" in o:
             meta = o["float_metadata"]
         else:
-            from healda_core.obs.features import features_v2
+            from healda_core.obs.context import features_v2
 
             meta = features_v2(*(o[k] for k in RAW_META))
         return ObsContext(obs=o["value"], float_metadata=meta, obs_type=o["obs_type"], channel=o["channel"],

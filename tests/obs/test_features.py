@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 
-from healda_core.obs.features import features_v2
+from healda_core.obs.context import features_v2
 
 TK_SAT = 1704067200  # 2024-01-01T00:00Z
 TK_CONV = 1704088800  # 2024-01-01T06:00Z

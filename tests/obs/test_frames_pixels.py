@@ -8,8 +8,7 @@ import pytest
 
 from healda_core.errors import UsageError
 from healda_core.obs import frames
-from healda_core.obs.packing import pixels
-from healda_core.obs.sorting import counting_sort
+from healda_core.obs.frames import counting_sort, pixels
 
 T = 1704067200  # analysis 2024-01-01T00Z
 NS = 10**9

@@ -11,11 +11,9 @@ import xarray as xr
 
 from healda_core import grid
 from healda_core.obs import frames
-from healda_core.obs.context import prepare_obs_context
-from healda_core.obs.features import features_v2
-from healda_core.obs.pack import pack_obs
+from healda_core.obs.context import features_v2, prepare_obs_context
+from healda_core.obs.pack import pack_arrays, pack_obs
 from healda_core.obs.packed import load_batch, write_packed
-from healda_core.obs.packing import pack_arrays
 from healda_core.obs.qc import run_qc
 from healda_core.obs.readers import write_canonical
 

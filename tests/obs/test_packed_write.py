@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from healda_core.obs import packed_write, threads
+from healda_core.obs import frames, packed
 from healda_core.obs.deflate import ChunkCompressor, encode_chunk, shuffle_bytes
-from healda_core.obs.packed import read_packed, write_packed, write_packed_columns
-from healda_core.obs.packing import OBS_VARS, column_sources, pack_arrays, plan_pack
+from healda_core.obs.pack import column_sources, pack_arrays, plan_pack
+from healda_core.obs.packed import OBS_VARS, read_packed, write_packed, write_packed_columns
 
 from .conftest import T0, make_raw
 
@@ -83,7 +83,7 @@ def _nc_dump(path):
 
 @pytest.mark.parametrize("complevel", [1, 0, 5])
 def test_direct_writer_identical_to_netcdf4(tmp_path, monkeypatch, complevel):
-    monkeypatch.setattr(packed_write, "CHUNK_OBS", 1000)  # several chunks and a padded edge chunk
+    monkeypatch.setattr(packed, "CHUNK_OBS", 1000)  # several chunks and a padded edge chunk
     p = _packed()
     assert p.n_obs > 2000 and p.n_obs % 1000
     a, b = tmp_path / "ref.nc", tmp_path / "direct.nc"
@@ -111,7 +111,7 @@ def test_direct_writer_identical_to_netcdf4(tmp_path, monkeypatch, complevel):
 
 
 def test_streamed_columns_equal_in_memory_packing(tmp_path, monkeypatch):
-    monkeypatch.setattr(packed_write, "CHUNK_OBS", 512)
+    monkeypatch.setattr(packed, "CHUNK_OBS", 512)
     raw = make_raw(2500)
     ref = pack_arrays(copy.deepcopy(raw), TIMES)
     plan, qc = plan_pack(raw, TIMES)
@@ -137,10 +137,10 @@ def test_write_columns_rejects_bad_input(tmp_path):
 def test_chunked_framing_and_sort_equal_one_pass(monkeypatch):
     raw = make_raw(5000, seed=3)
     monkeypatch.setenv("HEALDA_THREADS", "1")
-    monkeypatch.setattr(threads, "ROW_CHUNK", 1 << 30)
+    monkeypatch.setattr(frames, "ROW_CHUNK", 1 << 30)
     one = pack_arrays(copy.deepcopy(raw), TIMES)
     monkeypatch.setenv("HEALDA_THREADS", "2")
-    monkeypatch.setattr(threads, "ROW_CHUNK", 97)  # many chunks, both analyses' windows overlap
+    monkeypatch.setattr(frames, "ROW_CHUNK", 97)  # many chunks, both analyses' windows overlap
     many = pack_arrays(copy.deepcopy(raw), TIMES)
     assert np.array_equal(one.counts, many.counts)
     assert np.array_equal(one.packed.counts, many.packed.counts)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from healda_core.obs import stats
-from healda_core.obs.packing import pack_arrays
+from healda_core.obs.pack import pack_arrays
 from healda_core.obs.qc import REASON_CODE, QCOptions, count_by_sensor, run_qc
 from healda_core.obs.raw import NAT, RawObs
 
