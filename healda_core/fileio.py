@@ -120,12 +120,79 @@ def prepend_history(old: str | None, entry: str) -> str:
 
 
 def open_netcdf(path: str | os.PathLike):
-    """Open ``path`` read-only; an unreadable file raises :class:`InputError` (exit 3) naming it."""
+    """Open ``path`` read-only; an unreadable file, or one claiming more data than it can hold
+    (:func:`check_claimed_sizes`), raises :class:`InputError` (exit 3) naming it."""
     import netCDF4
 
     from healda_core.errors import input_error
 
     try:
-        return netCDF4.Dataset(path)
-    except OSError as exc:
+        ds = netCDF4.Dataset(path)
+    except (OSError, RuntimeError, ValueError) as exc:
         raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None
+    try:
+        check_claimed_sizes(ds, path)
+    except BaseException:
+        ds.close()
+        raise
+    return ds
+
+
+#: the most a NetCDF-4 file's data can expand on reading (deflate's limit is about 1032:1; margin for others)
+MAX_EXPANSION = 4096
+#: the share of the memory available at open time that one file's data may claim
+MEMORY_SHARE = 0.5
+
+
+def _variables(group) -> Iterator:
+    yield from group.variables.values()
+    for g in group.groups.values():
+        yield from _variables(g)
+
+
+def claimed_bytes(ds) -> tuple[int, str, int]:
+    """Bytes that reading every variable of ``ds`` would allocate, the largest variable's name and size."""
+    import numpy as np
+
+    total, big, big_n = 0, "", 0
+    for v in _variables(ds):
+        n = 1
+        for d in v.shape:
+            n *= int(d)
+        item = np.dtype(v.dtype).itemsize if not isinstance(v.dtype, type) else 8  # vlen strings: a pointer each
+        total += n * item
+        if n * item > big_n:
+            big, big_n = v.name, n * item
+    return total, big, big_n
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (``MemAvailable``; physical memory where that is unknown)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def check_claimed_sizes(ds, path: object) -> None:
+    """Refuse a file whose dimensions claim more data than the file can hold or than memory can take.
+
+    The claim (elements × item size over every variable) is checked against ``MAX_EXPANSION`` × the file size
+    (a header claiming 2e9 rows in a 99 KB file is corrupt or hostile: the rows are not there) and against
+    ``MEMORY_SHARE`` of the available memory, before anything is read.
+    """
+    from healda_core.errors import input_error
+
+    total, big, big_n = claimed_bytes(ds)
+    size = Path(ds.filepath()).stat().st_size if hasattr(ds, "filepath") else 0
+    if size and total > MAX_EXPANSION * size:
+        raise input_error(path, big, f"the dimensions claim {total / 1e9:.3g} GB of data ({big}: {big_n / 1e9:.3g} GB) "
+                          f"in a {size / 1e3:.0f} KB file; the data cannot be there (corrupt or hostile header)")
+    budget = int(MEMORY_SHARE * available_memory())
+    if total > budget:
+        raise input_error(path, big, f"the dimensions claim {total / 1e9:.3g} GB of data, more than this machine's "
+                          f"memory budget ({budget / 1e9:.3g} GB, half of the available memory); split the file")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated
 
@@ -28,6 +29,20 @@ def _inputs(paths: list[str]) -> list[str]:
             out.append(p)
     if not out:
         raise UsageError("no input files (stdin gave none)")
+    return _unique(out)
+
+
+def _unique(paths: list[str]) -> list[str]:
+    """The paths with repeats of the same file removed (first kept), each repeat warned about."""
+    seen: dict[str, str] = {}
+    out = []
+    for p in paths:
+        key = os.path.realpath(p)
+        if key in seen:
+            console.warn(f"{p}: the same file as {seen[key]}; packed once")
+            continue
+        seen[key] = p
+        out.append(p)
     return out
 
 

@@ -48,6 +48,8 @@ def parse_time(text: str) -> int:
         raise UsageError(f"cannot parse time {text!r}; use e.g. 2024-01-02T06:00Z or 2024010206") from None
     if t.tzinfo is None:
         t = t.replace(tzinfo=_dt.UTC)
+    if not 1900 <= t.year < 2200:
+        raise UsageError(f"time {text!r} is outside 1900–2200")
     return int(t.timestamp())
 
 

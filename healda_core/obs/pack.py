@@ -285,18 +285,29 @@ def read_inputs(paths: Sequence[str | os.PathLike], progress: Progress | None = 
     return concat(parts), fmts
 
 
-def choose_times(raw: RawObs, times: Sequence[int] | None, reason_ok: np.ndarray, step_s: int) -> tuple[list[int], str | None]:
-    """Analysis times: the given ones, else the files' cycle time, else the synoptic times holding obs."""
+def choose_times(raw: RawObs, times: Sequence[int] | None, reason: np.ndarray,
+                 step_s: int) -> tuple[list[int], str | None]:
+    """Analysis times: the given ones, else the files' cycle time, else the synoptic times holding obs that
+    passed QC (``reason``: (N,) QC drop codes, 0 = kept)."""
     if times:
         return sorted(set(int(t) for t in times)), None
     if raw.cycle_times:
         return [max(raw.cycle_times)], "cycle time in file attributes (latest)"
-    t = raw.time_ns[reason_ok & (raw.time_ns != NAT)]
+    t = raw.time_ns[(reason == 0) & (raw.time_ns != NAT)]
     inferred = frames.infer_synoptic_times(t, step_s)
     if not inferred:
-        raise input_error(", ".join(raw.sources), "time", "no valid observation times; cannot infer analysis "
-                          "times (give --time)")
+        raise input_error(", ".join(raw.sources), None, "no observation passed QC, so no analysis time can be "
+                          f"inferred (give --time); {_drop_summary(reason)}")
     return inferred, "synoptic times whose last frame holds observations"
+
+
+def _drop_summary(reason: np.ndarray) -> str:
+    """``"dropped: bad_latlon 12, bad_time 3"``: the QC drop reasons of every row, most frequent first."""
+    if reason.size == 0:
+        return "the files hold no rows"
+    counts = np.bincount(reason, minlength=len(REASONS))
+    top = sorted(((int(c), REASONS[r]) for r, c in enumerate(counts) if r and c), reverse=True)
+    return "dropped: " + ", ".join(f"{name} {c}" for c, name in top)
 
 
 def _sensor_rows(counts: np.ndarray) -> list[SensorCounts]:
@@ -336,7 +347,7 @@ def pack_obs(
     check_writable(out, overwrite)  # fail fast, before reading anything
     raw, fmts = read_inputs(inputs, progress)
     qc = run_qc(raw, qc_options)
-    analysis, inferred = choose_times(raw, times, qc.reason == 0, step_s)
+    analysis, inferred = choose_times(raw, times, qc.reason, step_s)
     sources = list(raw.sources)
     plan, qc = plan_pack(raw, analysis, n_frames=n_frames, step_s=step_s, level=level, qc=qc)
     attrs: dict[str, object] = {"healda_input_files": [str(s) for s in sources],

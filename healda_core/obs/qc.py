@@ -14,7 +14,7 @@ import numpy as np
 from jaxtyping import Float, Int
 
 from healda_core.obs import frames, stats, stdatm, vocab
-from healda_core.obs.raw import NAT, RawObs
+from healda_core.obs.raw import NAT, TIME_MAX_NS, TIME_MIN_NS, RawObs
 
 #: code -> reason name; code 0 means kept. ``outside_frames`` is assigned by the framing step.
 REASONS: tuple[str, ...] = (
@@ -165,7 +165,7 @@ def _run_qc_rows(raw: RawObs, opts: QCOptions) -> QCResult:
     reason = np.zeros(n, dtype=np.uint8)
     known = (raw.sensor < vocab.CONV_PLEVEL) & (raw.sensor != 9)  # airs: no channel table shipped
     _flag(reason, raw.sensor >= vocab.CONV_PLEVEL, "unknown_sensor")
-    _flag(reason, raw.time_ns == NAT, "bad_time")
+    _flag(reason, (raw.time_ns == NAT) | (raw.time_ns < TIME_MIN_NS) | (raw.time_ns >= TIME_MAX_NS), "bad_time")
     lat, lon = raw.lat, raw.lon
     _flag(reason, ~((np.abs(lat) <= 90) & (lon >= -180) & (lon <= 360)), "bad_latlon")
     is_conv = raw.sensor == vocab.CONV

@@ -12,6 +12,10 @@ import numpy as np
 from jaxtyping import Float, Int
 
 NAT = np.iinfo(np.int64).min  # missing time
+#: observation times outside [1900-01-01, 2200-01-01) are treated as missing (``bad_time``): none is real, and
+#: values near the int64 limits would overflow the nanosecond and frame arithmetic
+TIME_MIN_NS = -2_208_988_800 * 1_000_000_000
+TIME_MAX_NS = 7_258_118_400 * 1_000_000_000
 
 #: column name -> dtype, in storage order
 COLUMNS: dict[str, type] = {

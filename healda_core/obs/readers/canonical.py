@@ -28,6 +28,7 @@ from healda_core.obs.readers.common import (
     read_int,
     read_strings,
     time_units_ns,
+    to_time_ns,
 )
 
 REQUIRED = ("time", "lat", "lon", "value", "sensor", "channel")
@@ -63,12 +64,8 @@ def _mapped(ds: netCDF4.Dataset, path: object, name: str, lookup, missing: int) 
 
 def _time_ns(ds: netCDF4.Dataset, path: object) -> np.ndarray:
     raw = read_int(ds, path, "time", missing=NAT)
-    fill = raw == NAT
-    raw[fill] = 0
     per, epoch = time_units_ns(path, "time", getattr(ds.variables["time"], "units", None))
-    out = raw * per + epoch
-    out[fill] = NAT
-    return out
+    return to_time_ns(raw, per, epoch, raw == NAT)
 
 
 def _pressure_hpa(ds: netCDF4.Dataset, path: object) -> np.ndarray | None:

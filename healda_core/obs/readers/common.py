@@ -17,7 +17,9 @@ import netCDF4
 import numpy as np
 
 from healda_core.errors import InputError, input_error
+from healda_core.fileio import check_claimed_sizes
 from healda_core.obs import vocab
+from healda_core.obs.raw import NAT, TIME_MAX_NS, TIME_MIN_NS
 
 #: IODA missing values are huge negatives (float -3.3688e38, int32 -2147483643, int64 -9.2e18); GSI diag files
 #: and BUFR decoders use the BUFRLIB missing value 1e11 (10e10): any float of magnitude >= 1e10 is missing.
@@ -27,7 +29,8 @@ INT_SENTINEL = -2147483600
 
 
 def open_nc(path: str | os.PathLike) -> netCDF4.Dataset:
-    """Open ``path`` read-only; empty, missing, truncated or non-NetCDF files raise InputError."""
+    """Open ``path`` read-only; empty, missing, truncated or non-NetCDF files, and files whose dimensions claim
+    more data than they can hold (:func:`~healda_core.fileio.check_claimed_sizes`), raise InputError."""
     p = Path(path)
     if not p.exists():
         raise input_error(p, None, "no such file")
@@ -39,6 +42,11 @@ def open_nc(path: str | os.PathLike) -> netCDF4.Dataset:
         ds = netCDF4.Dataset(p, "r")
     except (OSError, RuntimeError, ValueError) as exc:
         raise input_error(p, None, f"not a NetCDF file, or truncated ({exc})") from None
+    try:
+        check_claimed_sizes(ds, p)
+    except BaseException:
+        ds.close()
+        raise
     ds.set_auto_maskandscale(False)
     return ds
 
@@ -112,11 +120,34 @@ def read_int(ds: netCDF4.Dataset, path: object, name: str, required: bool = True
     if data.dtype.kind == "i":
         bad |= data <= INT_SENTINEL
     if data.dtype.kind == "f":
-        bad |= ~np.isfinite(data) | (data <= FLOAT_SENTINEL)
+        with np.errstate(invalid="ignore"):
+            bad |= ~np.isfinite(data) | (data <= FLOAT_SENTINEL) | (np.abs(data) >= 9.2e18)  # beyond int64
         data = np.where(bad, 0, data)
     out = data.astype(np.int64)
     out[bad] = missing
     return out
+
+
+def to_time_ns(count: np.ndarray, per_ns: int, epoch_ns: int, missing: np.ndarray) -> np.ndarray:
+    """``count × per_ns + epoch_ns`` as int64 ns (``count`` integer or float); missing, non-finite or
+    out-of-range (:data:`~healda_core.obs.raw.TIME_MIN_NS` ..) entries become ``NAT``, without any overflow."""
+    c = np.asarray(count)
+    ok = ~np.asarray(missing, dtype=bool)
+    if c.dtype.kind == "f":
+        with np.errstate(invalid="ignore", over="ignore"):
+            ns_f = c.astype(np.float64) * float(per_ns) + float(epoch_ns)
+            ok &= np.isfinite(ns_f) & (ns_f > TIME_MIN_NS - 1e6) & (ns_f < TIME_MAX_NS + 1e6)  # then exact below
+        ns = np.full(c.shape, NAT, dtype=np.int64)
+        ns[ok] = np.round(c[ok] * float(per_ns)).astype(np.int64) + np.int64(epoch_ns)
+    else:
+        lo = -((epoch_ns - TIME_MIN_NS) // per_ns)  # the smallest count at or after TIME_MIN_NS
+        hi = -((epoch_ns - TIME_MAX_NS) // per_ns)  # the smallest count at or after TIME_MAX_NS
+        i64 = np.iinfo(np.int64)
+        ok &= (c >= max(lo, i64.min)) & (c < min(hi, i64.max))
+        ns = np.full(c.shape, NAT, dtype=np.int64)
+        ns[ok] = c[ok].astype(np.int64) * np.int64(per_ns) + np.int64(epoch_ns)
+    ns[(ns < TIME_MIN_NS) | (ns >= TIME_MAX_NS)] = NAT
+    return ns
 
 
 _UNIT_NS = {"nanosecond": 1, "microsecond": 1_000, "millisecond": 1_000_000, "second": 1_000_000_000,
@@ -139,7 +170,10 @@ def time_units_ns(path: object, name: str, units: str | None) -> tuple[int, int]
         t = t.replace(tzinfo=_dt.UTC)
     epoch = _dt.datetime(1970, 1, 1, tzinfo=_dt.UTC)
     delta = t - epoch
-    return _UNIT_NS[m.group(1).lower()], (delta.days * 86400 + delta.seconds) * 1_000_000_000
+    epoch_ns = (delta.days * 86400 + delta.seconds) * 1_000_000_000
+    if not TIME_MIN_NS <= epoch_ns < TIME_MAX_NS:
+        raise input_error(path, name, f"time units {units!r}: reference date outside 1900–2200")
+    return _UNIT_NS[m.group(1).lower()], epoch_ns
 
 
 def cycle_seconds(text: object) -> int | None:
@@ -198,4 +232,4 @@ def attr(ds: netCDF4.Dataset, *names: str) -> object | None:
 
 
 __all__ = ["InputError", "attr", "cycle_seconds", "find_var", "open_nc", "profile_keys", "read_float", "read_int",
-           "read_strings", "time_units_ns"]
+           "read_strings", "time_units_ns", "to_time_ns"]

@@ -21,7 +21,7 @@ import numpy as np
 
 from healda_core.errors import input_error
 from healda_core.obs import vocab
-from healda_core.obs.raw import NAT, RawObs, concat
+from healda_core.obs.raw import RawObs, concat
 from healda_core.obs.readers.common import (
     attr,
     cycle_seconds,
@@ -30,6 +30,7 @@ from healda_core.obs.readers.common import (
     read_float,
     read_int,
     read_strings,
+    to_time_ns,
 )
 
 _CONV_KINDS = ("t", "q", "ps", "uv", "gps")
@@ -51,9 +52,7 @@ def _cycle(ds: netCDF4.Dataset, path: object) -> int:
 
 def _time_ns(ds: netCDF4.Dataset, path: object, name: str, cycle: int) -> np.ndarray:
     hours = read_float(ds, path, name, dtype=np.float64)
-    ns = np.round(np.nan_to_num(hours) * 3.6e12).astype(np.int64) + cycle * 1_000_000_000
-    ns[np.isnan(hours)] = NAT
-    return ns
+    return to_time_ns(hours, 3_600_000_000_000, cycle * 1_000_000_000, np.isnan(hours))
 
 
 def _conv_kind(ds: netCDF4.Dataset, path: object) -> str:

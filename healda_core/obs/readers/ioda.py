@@ -31,6 +31,7 @@ from healda_core.obs.readers.common import (
     read_int,
     read_strings,
     time_units_ns,
+    to_time_ns,
 )
 
 #: ObsValue variable -> conv variable name
@@ -49,11 +50,8 @@ def looks_ioda(ds: netCDF4.Dataset) -> bool:
 def _time_ns(ds: netCDF4.Dataset, path: object) -> np.ndarray:
     name = "MetaData/dateTime"
     t = read_int(ds, path, name, missing=NAT)
-    fill = t == NAT
     per, epoch = time_units_ns(path, name, getattr(find_var(ds, name), "units", None))
-    out = np.where(fill, 0, t) * per + epoch
-    out[fill] = NAT
-    return out
+    return to_time_ns(t, per, epoch, t == NAT)
 
 
 def _location_cols(ds: netCDF4.Dataset, path: object) -> dict[str, np.ndarray]:
