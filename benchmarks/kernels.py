@@ -2,10 +2,13 @@
 
 Workload of the kernels issue: bf16; n_q=64, n_kv=2, d=32, F=32; P = 98,304 pixels, 35% empty, lognormal
 counts; N = 10M and 30M. Medians of CUDA-event timings after warm-up and after autotuning (ours: our
-tuner; reference: its 36-config autotuner, configs compiled in parallel by tools/bench_ref).
-Needs the reference wheel (see tools/bench_ref/README.md); writes JSON to --out.
+tuner; reference: its 36-config autotuner, configs compiled in parallel by benchmarks/reference).
+Also: packing (``prepare_obs_context``) on the same raw observations, the GPU counting sort against a stable
+``torch.sort``, and the errors of both sides against the fp32 PyTorch path (``--torch-max-n``: largest N for it).
+Needs ``nvidia-physicsnemo==2.2.2`` importable (benchmarks/run.sh installs it from ``.whl_ref``); writes
+OUTDIR/kernels.json.
 
-    python benchmarks/kernels_vs_reference.py --out OUTDIR [--ns 10000000,30000000]
+    python benchmarks/kernels.py --out OUTDIR [--ns 10000000,30000000] [--torch-max-n 0]
 """
 
 from __future__ import annotations
@@ -21,19 +24,19 @@ import traceback
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
-sys.path.insert(0, os.path.join(ROOT, "tools", "bench_ref"))
+sys.path.insert(0, os.path.join(ROOT, "benchmarks", "reference"))
 
 import torch
 
-R: dict = {"env": {"kernel_override": os.environ.get("HEALDA_KERNEL_OVERRIDE", "")}, "runs": [], "errors": {}}
+R: dict = {"env": {}, "runs": [], "errors": {}}
 OUT = "."
 
 
 def save() -> None:
-    tmp = os.path.join(OUT, "kernels_vs_reference.json.tmp")
+    tmp = os.path.join(OUT, "kernels.json.tmp")
     with open(tmp, "w") as f:
         json.dump(R, f, indent=1, default=str)
-    os.replace(tmp, os.path.join(OUT, "kernels_vs_reference.json"))
+    os.replace(tmp, os.path.join(OUT, "kernels.json"))
 
 
 def log(msg: str) -> None:
@@ -167,9 +170,6 @@ def run_n(n: int, pam, RefFiLM, ref_prepare, do_torch: bool) -> None:
     torch.cuda.empty_cache()
     ent["pa_ours"] = B.bench_pixel_attention(ours, inp, "healda-triton", reps=10)
     ent["pa_ref"] = B.bench_pixel_attention(ref, inp, "physicsnemo-2.2.2", reps=10)
-    os.environ["HEALDA_PA_SCHEDULE"] = "natural"
-    ent["pa_ours_natural_order"] = B.bench_pixel_attention(ours, inp, "healda-triton-natural-order", reps=5)
-    os.environ.pop("HEALDA_PA_SCHEDULE")
     if do_torch:
         ent["pa_torch"] = B.bench_pixel_attention(lambda *a: ragged_attention_torch(*a, cu, scale), inp, "pytorch",
                                                   reps=3)

@@ -13,9 +13,9 @@ element-wise ops are not counted either, so MFU is slightly understated). An ana
 
 Usage::
 
-    python benchmarks/train_step_h200.py                 # the real thing (CUDA)
-    python benchmarks/train_step_h200.py --smoke         # tiny model on the CPU: checks the script runs
-    python benchmarks/train_step_h200.py --ac full --steps 20 --json
+    python benchmarks/train_step.py                 # the real thing (CUDA)
+    python benchmarks/train_step.py --smoke         # tiny model on the CPU: checks the script runs
+    python benchmarks/train_step.py --ac full --steps 20 --json
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ import json
 import statistics
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -46,6 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--smoke", action="store_true", help="tiny model, few obs, 2 steps (CPU check)")
     p.add_argument("--json", action="store_true", help="one JSON line on stdout")
+    p.add_argument("--out", type=Path, default=None, help="also write the result to this JSON file")
     a = p.parse_args(argv)
     if a.smoke:
         a.preset, a.n_obs, a.steps, a.warmup = "healda-tiny", 2000, 1, 1
@@ -151,14 +153,24 @@ def main(argv: list[str] | None = None) -> dict:
     res = {
         "preset": a.preset, "parameters": n_params, "batch": a.batch, "frames": a.frames, "n_obs": a.n_obs,
         "activation_checkpointing": a.ac, "bf16": bf16, "compile": a.compile, "device": _device_name(a.device),
-        "torch": torch.__version__, "step_time_s": step_s, "step_time_mean_s": statistics.fmean(times),
+        "torch": torch.__version__, "triton": _triton(), "step_time_s": step_s, "step_time_mean_s": statistics.fmean(times),
         "peak_memory_gib": torch.cuda.max_memory_allocated() / 2**30 if cuda else None,
         "peak_reserved_gib": torch.cuda.max_memory_reserved() / 2**30 if cuda else None,
         "model_flops_per_step": flops, "analytic_flops_per_step": analytic_flops(cfg, a),
         "mfu": flops / step_s / (a.peak_tflops * 1e12), "peak_tflops": a.peak_tflops,
     }
     print(json.dumps(res) if a.json else "\n".join(f"{k}: {v}" for k, v in res.items()))
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.with_suffix(".tmp").write_text(json.dumps(res, indent=1))
+        a.out.with_suffix(".tmp").replace(a.out)
     return res
+
+
+def _triton() -> str | None:
+    from healda_core.kernels import triton_version
+
+    return triton_version()
 
 
 def _device_name(device: str) -> str:

@@ -1,0 +1,192 @@
+"""Model forward of the default 1.5 B HealDA, ours and PhysicsNeMo 2.2.2 ``VideoHealDA``, same process (GPU).
+
+Workload: B = 1, T = 8, ``--n-obs`` observations over the P = 98,304 level-5 pixels (35 % empty, lognormal
+counts: ``healda_core.bench.kernels.raw_obs``, the kernel benchmark's generator); both models get the same raw
+observations and pack them with their own ``prepare_obs_context``. bf16 autocast over fp32 weights, no autograd,
+eval mode, seeded random weights; medians of CUDA-event timings after ``--warmup`` calls, peak allocated memory.
+
+Ours runs with ``--compile``: ``eager``, ``regions`` (each block's dense regions compiled: the default inference
+path) or ``blocks`` (whole blocks compiled with Inductor's coordinate-descent tuning: what ``healda assimilate``
+runs under ``HEALDA_COMPILE=tuned``). The spatial-attention backend is the user's setting (``HEALDA_SDPA``;
+FlashAttention-3 when ``healda[fa3]`` is installed on a Hopper GPU, else cuDNN). The reference's
+pixel-attention autotuner is limited to two configs so that its warm-up stays short.
+
+    python benchmarks/forward.py --out forward.json                      # ours (blocks) and the reference
+    python benchmarks/forward.py --impl ours --compile regions --out forward_regions.json
+    python benchmarks/forward.py --smoke --out /tmp/fwd.json             # tiny model on the CPU, ours only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks" / "reference"))
+
+import torch
+
+
+def env_info() -> dict:
+    """Versions and the GPU, for the result file."""
+    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0]}
+    from healda_core.kernels import triton_version
+
+    info["triton"] = triton_version()
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name()
+        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, check=False)
+        info["driver"] = smi.stdout.strip()
+    return info
+
+
+def timed(fn, warmup: int, iters: int, cuda: bool) -> dict:
+    """Median, min and every time (ms) of ``iters`` calls after ``warmup``, and the peak allocated GiB."""
+    t0 = time.perf_counter()
+    for _ in range(warmup):
+        fn()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    first_s = time.perf_counter() - t0
+    times = []
+    for _ in range(iters):
+        if cuda:
+            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            s.record()
+            fn()
+            e.record()
+            e.synchronize()
+            times.append(s.elapsed_time(e))
+        else:
+            t = time.perf_counter()
+            fn()
+            times.append((time.perf_counter() - t) * 1e3)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+    return {"median_ms": round(statistics.median(times), 1), "min_ms": round(min(times), 1),
+            "all_ms": [round(v, 1) for v in times], "warmup_s": round(first_s, 1),
+            "peak_gib": None if peak is None else round(peak, 2)}
+
+
+def ours(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
+    """Our forward under ``a.compile``."""
+    from healda_core.bench.model import config_for
+    from healda_core.model.attention import spatial_attention_backend
+    from healda_core.model.compile_policy import inference_compile
+    from healda_core.model.healda import HealDA
+    from healda_core.obs.context import prepare_obs_context
+
+    torch.manual_seed(0)
+    with torch.device(dev):
+        model = HealDA(**config_for(a.preset, a.layers))
+    model.to(dev).eval().requires_grad_(False)
+    b, t = 1, model.time_length
+    ctx = prepare_obs_context(**raw, total_pixels=b * t * model.npix_model)
+    g = torch.Generator(device=dev).manual_seed(5)
+    x = torch.randn(b, model.in_channels, t, model.npix_in, device=dev, generator=g)
+    tt = torch.zeros(b, device=dev)
+    sod = torch.rand(b, t, device=dev, generator=g) * 86400
+    doy = torch.rand(b, t, device=dev, generator=g) * 365
+    if a.compile == "blocks":
+        model.dit.compile_blocks(options={"coordinate_descent_tuning": True})
+    dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
+
+    def fwd():
+        with inference_compile(a.compile == "regions"), torch.inference_mode(), \
+                torch.autocast(dev.type, dtype=dtype, enabled=dev.type == "cuda"):
+            return model(x, tt, sod, doy, ctx)
+
+    res = {"impl": "healda", "compile": a.compile, "attention": spatial_attention_backend(dev),
+           "params": sum(p.numel() for p in model.parameters()), "max_seqlen_k": int(ctx.max_seqlen_k)}
+    return res | timed(fwd, a.warmup, a.iters, dev.type == "cuda")
+
+
+def reference(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
+    """PhysicsNeMo 2.2.2 ``VideoHealDA()`` (needs ``nvidia-physicsnemo==2.2.2`` importable)."""
+    import bench_healda_ref as H  # installs the reference's import stand-ins
+    import triton
+    from physicsnemo.experimental.models.healda import VideoHealDA, prepare_obs_context
+    from physicsnemo.experimental.models.healda.kernels import pixel_attention as pam
+
+    two = [triton.Config({"TILE_K": 64}, num_warps=4, num_stages=2),
+           triton.Config({"TILE_K": 32}, num_warps=4, num_stages=2)]
+    for tuner in (pam._pixel_attn_gqa_fwd, pam._pixel_attn_gqa_bwd):
+        tuner.configs = two
+    H.pnm_import.patch_hpx_grid()
+    t, x_pix, p = 8, 12 * 4**6, 8 * 12 * 4**5
+    ctx = prepare_obs_context(**raw, total_pixels=p, build_group_map=True)
+    g = torch.Generator(device=dev).manual_seed(5)
+    x = torch.randn(1, 2, t, x_pix, device=dev, generator=g)
+    tt = torch.zeros(1, device=dev)
+    sod = torch.rand(1, t, device=dev, generator=g) * 86400
+    doy = torch.rand(1, t, device=dev, generator=g) * 365
+    torch.manual_seed(0)
+    with torch.device(dev):
+        model = VideoHealDA().to(dev).eval()
+
+    def fwd():
+        with torch.no_grad(), torch.autocast("cuda", dtype=torch.bfloat16):
+            return model(x, tt, sod, doy, ctx)
+
+    res = {"impl": "physicsnemo-2.2.2", "params": sum(p.numel() for p in model.parameters()),
+           "max_seqlen_k": int(ctx.max_seqlen_k)}
+    return res | timed(fwd, a.warmup, a.iters, True)
+
+
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--impl", choices=("both", "ours", "reference"), default="both")
+    ap.add_argument("--compile", choices=("eager", "regions", "blocks"), default="blocks")
+    ap.add_argument("--preset", default="healda-v2")
+    ap.add_argument("--layers", type=int, default=None, help="num_layers override (the preset has 32)")
+    ap.add_argument("--n-obs", type=int, default=10_000_000)
+    ap.add_argument("--warmup", type=int, default=2)
+    ap.add_argument("--iters", type=int, default=9)
+    ap.add_argument("--smoke", action="store_true", help="tiny model and 2,000 obs on the CPU, ours only, eager")
+    ap.add_argument("--out", type=Path, default=None, help="JSON result file")
+    a = ap.parse_args(argv)
+    if a.smoke:
+        a.impl, a.compile, a.preset, a.n_obs, a.warmup, a.iters = "ours", "eager", "healda-tiny", 2000, 1, 1
+    from healda_core.bench.kernels import raw_obs
+
+    dev = torch.device("cuda" if torch.cuda.is_available() and not a.smoke else "cpu")
+    result: dict = {"env": env_info(), "n_obs": a.n_obs}
+    p = 98_304 if not a.smoke else None
+    if a.impl in ("both", "ours"):
+        from healda_core.bench.model import config_for
+        from healda_core.model.healda import HealDA
+
+        if p is None:  # the tiny preset's pixel count
+            with torch.device("meta"):
+                m = HealDA(**config_for(a.preset, a.layers))
+            p = m.time_length * m.npix_model
+        raw = raw_obs(a.n_obs, p, device=dev.type)
+        result["ours"] = ours(a, raw, dev)
+        print("ours", json.dumps(result["ours"]), file=sys.stderr, flush=True)
+        del raw
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    if a.impl in ("both", "reference"):
+        raw = raw_obs(a.n_obs, 98_304, device="cuda")
+        result["reference"] = reference(a, raw, dev)
+        print("reference", json.dumps(result["reference"]), file=sys.stderr, flush=True)
+    if "ours" in result and "reference" in result:
+        result["speedup"] = round(result["reference"]["median_ms"] / result["ours"]["median_ms"], 3)
+    if a.out:
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = a.out.with_suffix(".tmp")
+        tmp.write_text(json.dumps(result, indent=1))
+        tmp.replace(a.out)
+    print(json.dumps({k: v for k, v in result.items() if k != "env"}), flush=True)
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# The device runner: bash benchmarks/run.sh NAME[,NAME...] [ARGS...]
+#
+# Installs the carried wheels into /tmp/site (.whl: project dependencies the GPU image lacks; .whl_ref:
+# nvidia-physicsnemo 2.2.2; .whl_fa3: the optional fa3-fwd), puts /tmp/site and the checkout on PYTHONPATH,
+# points HEALDA_SHARED at .gpu_shared (a carried copy of ../shared, for the fixture tests) and runs the named
+# benchmarks in order, each in its own process, writing NAME.json and NAME.log to $OUT (default: ./bench-out).
+# ARGS go to the script when one NAME is given.
+#
+#   kernels     benchmarks/kernels.py: pixel attention, FiLM and packing against PhysicsNeMo 2.2.2 (needs .whl_ref)
+#   forward     benchmarks/forward.py: 1.5 B forward, ours (whole blocks compiled) and the reference (needs .whl_ref)
+#   forward_cudnn  the same, ours only, spatial attention on cuDNN (HEALDA_SDPA=cudnn)
+#   train       benchmarks/train_step.py: 1.5 B training step, compiled blocks
+#   assimilate  benchmarks/assimilate.py (when present): healda assimilate end to end
+#   tests       the GPU tests: pytest tests/kernels tests/gpu
+#
+# Every result file starts with the GPU, driver and versions; $OUT/gpu.txt holds nvidia-smi's view.
+set -uo pipefail
+cd "$(dirname "$0")/.." || exit 2
+[ $# -ge 1 ] || { sed -n 2,17p "$0"; exit 2; }
+names=$1; shift
+OUT=${OUT:-$PWD/bench-out}
+mkdir -p "$OUT"
+
+wheels=()
+for d in .whl .whl_ref .whl_fa3; do
+  [ -d "$d" ] && wheels+=($(ls "$d"/*.whl 2>/dev/null))
+done
+if [ ${#wheels[@]} -gt 0 ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+    "${wheels[@]}" > "$OUT/pip.log" 2>&1 || { echo "wheel install failed:"; tail "$OUT/pip.log"; }
+fi
+export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
+[ -d .gpu_shared ] && export HEALDA_SHARED=$PWD/.gpu_shared
+nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" >> "$OUT/gpu.txt" 2>&1
+
+run() {  # NAME COMMAND...: run, log to $OUT/NAME.log, report the exit status
+  local name=$1; shift
+  echo "== $name: $*"
+  "$@" > "$OUT/$name.log" 2>&1
+  local rc=$?
+  tail -n 25 "$OUT/$name.log"
+  echo "== $name rc=$rc"
+  return $rc
+}
+
+status=0
+IFS=, read -ra list <<< "$names"
+[ ${#list[@]} -eq 1 ] || [ $# -eq 0 ] || { echo "ARGS need a single NAME"; exit 2; }
+for name in "${list[@]}"; do
+  args=("$@")
+  case $name in
+    kernels) run kernels python3 benchmarks/kernels.py --out "$OUT" --torch-max-n 0 "${args[@]}" ;;
+    forward) run forward python3 benchmarks/forward.py --out "$OUT/forward.json" "${args[@]}" ;;
+    forward_cudnn) HEALDA_SDPA=cudnn run forward_cudnn python3 benchmarks/forward.py --impl ours \
+                     --out "$OUT/forward_cudnn.json" "${args[@]}" ;;
+    train) run train python3 benchmarks/train_step.py --compile --analytic-flops --steps 3 --warmup 2 --json \
+             --out "$OUT/train.json" "${args[@]}" ;;
+    assimilate)
+      if [ -f benchmarks/assimilate.py ]; then
+        run assimilate python3 benchmarks/assimilate.py --out "$OUT/assimilate.json" "${args[@]}"
+      else echo "== assimilate: benchmarks/assimilate.py is not in this checkout"; false; fi ;;
+    tests) run tests python3 -m pytest -q -p no:cacheprovider tests/kernels tests/gpu -rf "${args[@]}" ;;
+    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, tests)"; false ;;
+  esac || status=1
+done
+exit $status
