@@ -101,9 +101,13 @@ def check_conventions(conv: dict[str, Any], config: dict[str, Any], attrs: dict[
     cmp("pixel order", attrs.get("pixel_order"), conv.get("pixel_order"))
     cmp("frame step", attrs.get("frame_step"), conv.get("frame_step"))
     cmp("normalisation stats (sha256)", attrs.get("normalisation_stats_sha256"), conv.get("obs_stats_sha256"))
+    fixes = [f"--level {config['level_model']}" if str(attrs.get("hpx_level")) != str(config["level_model"]) else "",
+             f"--frames {config['time_length']}" if str(attrs.get("n_frame")) != str(config["time_length"]) else ""]
+    fixes = [f for f in fixes if f]
     if problems:
+        hint = f" (re-pack with `healda pack-obs ... {' '.join(fixes)}`)" if fixes else ""
         raise InputError(f"{path}: packed observations do not match the checkpoint's conventions: "
-                         + "; ".join(problems))
+                         + "; ".join(problems) + hint)
 
 
 def resolve_device(device: str, dist: DistEnv) -> torch.device:

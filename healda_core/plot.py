@@ -21,14 +21,28 @@ from healda_core.errors import input_error
 from healda_core.fileio import atomic_output, open_netcdf
 
 
-def _select(ds: netCDF4.Dataset, path: object, var: str, level: float | None, time: int | None) -> tuple[np.ndarray, str]:
-    """The 1-D slice of ``var`` to plot and a title suffix."""
+def _date(ds: netCDF4.Dataset, dim: str, i: int) -> str | None:
+    """ISO date of index ``i`` along ``time``/``analysis`` from its CF time coordinate, or None."""
+    name = {"time": "time", "analysis": "analysis_time"}[dim]
+    v = ds.variables.get(name)
+    if v is None or "units" not in v.ncattrs():
+        return None
+    try:
+        when = netCDF4.num2date(np.asarray(v[i]).item(), v.units, getattr(v, "calendar", "standard"))
+    except (ValueError, TypeError, IndexError):
+        return None
+    return f"{when.year:04d}-{when.month:02d}-{when.day:02d} {when.hour:02d}:{when.minute:02d} UTC"
+
+
+def _select(ds: netCDF4.Dataset, path: object, var: str, level: float | None, time: int | None
+            ) -> tuple[np.ndarray, str, list[str]]:
+    """The 1-D slice of ``var`` to plot, a title suffix and what was chosen by default."""
     if var not in ds.variables:
         names = ", ".join(v for v in ds.variables if ds.variables[v].ndim >= 1)
         raise input_error(path, var, f"not in the file (variables: {names})")
     v = ds.variables[var]
     index: list[object] = []
-    title = []
+    title, defaults = [], []
     for dim in v.dimensions:
         if dim == "level":
             levels = np.asarray(ds.variables["level"][:], dtype=float)
@@ -37,19 +51,24 @@ def _select(ds: netCDF4.Dataset, path: object, var: str, level: float | None, ti
                 raise input_error(path, "level", f"{want:g} hPa not among {levels.tolist()}")
             index.append(int(np.nonzero(levels == want)[0][0]))
             title.append(f"{want:g} hPa")
+            if level is None:
+                defaults.append(f"level {want:g} hPa (--level picks another)")
         elif dim in ("time", "analysis"):
             n = len(ds.dimensions[dim])
             i = (n - 1 if time is None else time)
             if not -n <= i < n:
                 raise input_error(path, dim, f"index {i} out of range (size {n})")
             index.append(i)
-            title.append(f"{dim} {i % n}")
+            date = _date(ds, dim, i % n)
+            title.append(date or f"{dim} {i % n}")
+            if time is None and n > 1:
+                defaults.append(f"the last {dim} of {n}, {date or i % n} (--time picks another)")
         elif dim == "frame":
             index.append(-1)
         else:
             index.append(slice(None))
     data = np.ma.filled(v[tuple(index)], np.nan).astype(np.float64)
-    return data, ", ".join(title)
+    return data, ", ".join(title), defaults
 
 
 def _image(values_nest: np.ndarray, level: int, res: float = 0.5) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -97,8 +116,11 @@ def draw_points(lon_deg: np.ndarray, lat_deg: np.ndarray, values: np.ndarray, ou
 
 
 def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level: float | None = None,
-             time: int | None = None, overwrite: bool = False) -> Path:
+             time: int | None = None, overwrite: bool = False) -> tuple[Path, str, list[str]]:
     """Draw ``var`` of ``path`` on a Mollweide map and write a PNG to ``out`` (atomically).
+
+    Returns the PNG path, the map's title (variable, level, date) and the choices made by default (level,
+    time) for the caller to report.
 
     Args:
         path: analysis / nature / static NetCDF (HEALPix NEST, ``cell`` dimension) or packed observations
@@ -108,10 +130,10 @@ def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level
     p = Path(path)
     ds = open_netcdf(p)
     with ds:
-        data, where = _select(ds, p, var, level, time)
+        data, where, defaults = _select(ds, p, var, level, time)
         units = getattr(ds.variables[var], "units", "")
         title = f"{getattr(ds.variables[var], 'long_name', var)} ({var}) {where}".strip()
         if ds.variables[var].dimensions[-1] == "obs":
             lon, lat = ds.variables["lon"][:], ds.variables["lat"][:]
-            return draw_points(lon, lat, data, out, title, units, overwrite=overwrite)
-    return draw_healpix(data, out, title, units, overwrite=overwrite)
+            return draw_points(lon, lat, data, out, title, units, overwrite=overwrite), title, defaults
+    return draw_healpix(data, out, title, units, overwrite=overwrite), title, defaults

@@ -69,6 +69,8 @@ def _table(s: PackSummary) -> Table:
 def _report(s: PackSummary) -> None:
     how = f" (inferred from {s.times_inferred_from})" if s.times_inferred_from else ""
     console.info(f"analysis times{how}: {', '.join(s.analysis_times)}")
+    for w in s.warnings:
+        console.warn(w)
     if console.state.verbosity >= 0:
         console.err.print(_table(s))
     if s.derived and console.state.verbosity >= 0:
@@ -110,6 +112,8 @@ def pack_obs_cmd(
     all_winds: Annotated[bool, typer.Option("--all-winds", help="Keep non-in-situ (satellite) winds.")] = False,
     all_gps: Annotated[bool, typer.Option("--all-gps", help="Keep gps_t and gps_q, not only bending angle.")] = False,
     qc_filter: Annotated[bool, typer.Option("--qc-filter", help="Keep only rows GSI accepted (flags).")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Make warnings errors: a non-synoptic --time, an "
+                                         "analysis time no observation falls in.")] = False,
     drop_channel: Annotated[list[int] | None, typer.Option("--drop-channel", help="Global channel id to "
                                                               "drop (repeatable).")] = None,
 ) -> None:
@@ -128,7 +132,7 @@ def pack_obs_cmd(
         summary = pack_obs(
             paths, output, times=_times(time, start, end, every), n_frames=n_frames,
             step_s=frames.parse_duration(step), level=level, qc_options=opts, overwrite=overwrite,
-            history=None if no_history else history_entry(), complevel=complevel,
+            history=None if no_history else history_entry(), complevel=complevel, strict=strict,
             progress=lambda stage, i, n: bar.update(task, completed=i if stage == "read" else len(paths),
                                                     description=stage),
         )

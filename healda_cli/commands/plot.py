@@ -22,4 +22,6 @@ def plot_cmd(
     """Draw one variable on a Mollweide map (PNG); prints the PNG path on stdout."""
     from healda_core.plot import plot_map
 
-    console.emit_path(plot_map(file, var, output, level=level, time=time, overwrite=overwrite))
+    path, title, defaults = plot_map(file, var, output, level=level, time=time, overwrite=overwrite)
+    console.info(f"plotted {title}" + (f"; chose {', '.join(defaults)}" if defaults else ""))
+    console.emit_path(path)

@@ -232,6 +232,7 @@ def pack_arrays(
 
 
 Progress = Callable[[str, int, int], None]
+SYNOPTIC_S = 6 * 3600
 
 
 @dataclass
@@ -259,6 +260,7 @@ class PackSummary:
     n_packed: int
     sensors: list[SensorCounts]
     derived: dict[str, dict[str, int]] = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -313,7 +315,9 @@ def _drop_summary(reason: np.ndarray) -> str:
 def _sensor_rows(counts: np.ndarray) -> list[SensorCounts]:
     rows = []
     for sid in np.flatnonzero(counts.sum(axis=1)):
-        name = vocab.SENSORS[sid].name if sid < len(vocab.SENSORS) else "unknown"
+        # conv rows are packed as conv-plevel channels: name them as the packed file does
+        name = vocab.SENSORS[vocab.CONV_PLEVEL if sid == vocab.CONV else sid].name if sid < len(vocab.SENSORS) \
+            else "unknown"
         c = counts[sid]
         dropped = {REASONS[r]: int(c[r]) for r in range(1, len(REASONS)) if c[r]}
         rows.append(SensorCounts(name, int(c.sum()), int(c[0]), dropped))
@@ -333,23 +337,37 @@ def pack_obs(
     history: str | None = None,
     complevel: int = 1,
     progress: Progress | None = None,
+    strict: bool = False,
 ) -> PackSummary:
     """Pack raw observation files into ``output`` (default: first input ``x.nc`` -> ``x.packed.nc``).
 
     Args:
         times: analysis times, s since 1970 (None: inferred). n_frames, step_s: frames per analysis and
             their spacing. level: HEALPix level of the pixels (the model level, 5). history: the CF ``history``
-            line to record (None: none). complevel: zlib level (0: uncompressed).
+            line to record (None: none). complevel: zlib level (0: uncompressed). strict: refuse (before
+            writing anything) what is otherwise a warning in ``PackSummary.warnings``: a given analysis time that
+            is not a synoptic hour (UsageError), an analysis time that no observation falls in (InputError).
     """
     if n_frames < 1 or step_s <= 0 or step_s % 2:
         raise UsageError("--frames must be >= 1 and --step a positive even number of seconds")
     out = Path(output) if output is not None else default_output(inputs[0])
     check_writable(out, overwrite)  # fail fast, before reading anything
+    warnings = [f"analysis time {frames.format_time(t)} is not a synoptic hour (00, 06, 12, 18 UTC), which HealDA "
+                "was trained on" for t in times or () if t % SYNOPTIC_S]
+    if strict and warnings:
+        raise UsageError(warnings[0] + " (--strict)")
     raw, fmts = read_inputs(inputs, progress)
     qc = run_qc(raw, qc_options)
     analysis, inferred = choose_times(raw, times, qc.reason, step_s)
     sources = list(raw.sources)
     plan, qc = plan_pack(raw, analysis, n_frames=n_frames, step_s=step_s, level=level, qc=qc)
+    per_analysis = np.asarray(plan.header.sensor_lengths).sum(axis=(0, 2))
+    empty = [frames.format_time(t) for t, n in zip(analysis, per_analysis) if n == 0]
+    if empty:
+        msg = f"no observation falls in the window of analysis time {', '.join(empty)}"
+        if strict:
+            raise input_error(", ".join(raw.sources), "time", msg + " (--strict)")
+        warnings.append(msg + "; its frames are empty")
     attrs: dict[str, object] = {"healda_input_files": [str(s) for s in sources],
                                 "healda_input_file_number": np.int32(len(sources)),
                                 "healda_qc_options": asdict(qc_options), "healda_derived": plan.derived}
@@ -365,5 +383,5 @@ def pack_obs(
         output=str(out), inputs=[str(s) for s in sources], formats=fmts,
         analysis_times=[frames.format_time(t) for t in analysis], times_inferred_from=inferred,
         n_frames=n_frames, step=frames.iso_duration(step_s), level=level, n_packed=plan.header.n_obs,
-        sensors=_sensor_rows(plan.counts_by), derived=plan.derived,
+        sensors=_sensor_rows(plan.counts_by), derived=plan.derived, warnings=warnings,
     )

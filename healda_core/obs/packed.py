@@ -79,11 +79,14 @@ class PackedObs:
 
 #: on-disk fill of float variables (IODA's float missing value; NaN in memory, never on disk)
 FLOAT_FILL = np.float32(-3.3687953e38)
+#: the CF version of every file healda writes (packed observations, analyses, static fields)
+CF_VERSION = "CF-1.13"
 _TIME_UNITS = "nanoseconds since 1970-01-01T00:00:00Z"
 
 OBS_ATTRS: dict[str, dict[str, str]] = {
-    "value_raw": {"long_name": "observed value in physical units (per channel, see channel_units)",
-                  "units": "1", "comment": "units depend on the channel: K, hPa, kg kg-1, m s-1, rad, or 1 (PCA)"},
+    "value_raw": {"long_name": "observed value in physical units",
+                  "comment": "units depend on the channel: channel_units[global_channel] (K, hPa, kg kg-1, m s-1, "
+                             "rad, or 1 for PCA scores)"},
     "value_norm": {"long_name": "normalised value (value_raw - channel_mean) / channel_std", "units": "1"},
     "time": {"long_name": "observation time", "standard_name": "time", "units": _TIME_UNITS,
              "calendar": "proleptic_gregorian"},
@@ -109,7 +112,7 @@ def global_attrs(p, attrs: dict[str, object]) -> dict[str, object]:
     ft = p.frame_times()
     half = frames.iso_duration(p.step_s // 2)
     out: dict[str, object] = {
-        "Conventions": "CF-1.11",
+        "Conventions": CF_VERSION,
         "title": "HealDA packed observations",
         "institution": "healda",
         "source": f"healda {__version__}; model_recipe=v2-ufs-hpx64",
@@ -134,6 +137,18 @@ def global_attrs(p, attrs: dict[str, object]) -> dict[str, object]:
     return out
 
 
+def channel_units(t) -> list[str]:
+    """Units of every global channel: K (radiances), the conv variable's units, 1 (PCA scores, unused ids)."""
+    out = []
+    for sid, raw, known in zip(t.sensor, t.raw, t.known):
+        name = vocab.SENSORS[sid].name if known and sid < len(vocab.SENSORS) else ""
+        if name and vocab.SENSORS[sid].is_conv:
+            out.append(vocab.CONV_UNITS[vocab.CONV_CHANNELS[int(raw) - 1]])
+        else:
+            out.append("1" if not name or name.endswith("pca") else "K")
+    return out
+
+
 def _string_var(ds: netCDF4.Dataset, name: str, dim: str, values: list[str], long_name: str) -> None:
     v = ds.createVariable(name, str, (dim,))
     v.long_name = long_name
@@ -147,17 +162,19 @@ def write_tables(ds: netCDF4.Dataset, p) -> None:
     ds.createDimension("channel", len(t.name))
     ds.createDimension("sensor", len(vocab.SENSORS))
     _string_var(ds, "channel_name", "channel", t.name, "channel name ('' = unused id)")
-    for name, arr, dtype, long, units in (
-        ("channel_sensor", t.sensor, "u1", "sensor id of the channel", "1"),
-        ("channel_raw_id", t.raw, "i4", "raw channel number (conv variable code 1-8 for conv)", "1"),
-        ("channel_level_hpa", t.level_hpa, "i4", "conv-plevel pressure level (0 if none)", "hPa"),
-        ("channel_mean", t.mean, "f8", "normalisation mean", "1"),
-        ("channel_std", t.std, "f8", "normalisation standard deviation", "1"),
-        ("channel_valid_min", t.valid_min, "f8", "QC minimum valid value", "1"),
-        ("channel_valid_max", t.valid_max, "f8", "QC maximum valid value", "1"),
+    _string_var(ds, "channel_units", "channel", channel_units(t), "units of the channel's values and statistics")
+    per_channel = {"comment": "in the channel's units (channel_units)"}
+    for name, arr, dtype, long, atts in (
+        ("channel_sensor", t.sensor, "u1", "sensor id of the channel", {"units": "1"}),
+        ("channel_raw_id", t.raw, "i4", "raw channel number (conv variable code 1-8 for conv)", {"units": "1"}),
+        ("channel_level_hpa", t.level_hpa, "i4", "conv-plevel pressure level (0 if none)", {"units": "hPa"}),
+        ("channel_mean", t.mean, "f8", "normalisation mean", per_channel),
+        ("channel_std", t.std, "f8", "normalisation standard deviation", per_channel),
+        ("channel_valid_min", t.valid_min, "f8", "QC minimum valid value", per_channel),
+        ("channel_valid_max", t.valid_max, "f8", "QC maximum valid value", per_channel),
     ):
         v = ds.createVariable(name, dtype, ("channel",))
-        v.setncatts({"long_name": long, "units": units})
+        v.setncatts({"long_name": long, **atts})
         v[:] = arr
     _string_var(ds, "sensor_name", "sensor", [s.name for s in vocab.SENSORS], "sensor name (index = sensor_id)")
     v = ds.createVariable("sensor_lengths", "i8", ("sensor", "analysis", "frame"))

@@ -159,6 +159,7 @@ def test_mismatched_conventions_refused(work):
     _ok("pack-obs", work["raw"], "--time", TIMES[0], "--level", 2, "-o", d / "obs_l2.nc")
     res = _cli("assimilate", d / "obs_l2.nc", "--ckpt", work["ckpt"], "--static", work["static"], "-o", d / "x.nc")
     assert res.exit_code == 3 and "HEALPix level" in res.stderr and not (d / "x.nc").exists()
+    assert "pack-obs ... --level 1" in res.stderr  # says how to fix it
     _ok("pack-obs", work["raw"], "--time", TIMES[0], "--level", 1, "--frames", 4, "-o", d / "obs_t4.nc")
     res = _cli("assimilate", d / "obs_t4.nc", "--ckpt", work["ckpt"], "--static", work["static"], "-o", d / "x.nc")
     assert res.exit_code == 3 and "frames" in res.stderr and "Traceback" not in res.output

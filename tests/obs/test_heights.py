@@ -127,7 +127,7 @@ def test_pack_obs_keeps_every_usable_row_and_counts_derived_per_platform(gsi_fil
 
     summary = json.loads(res.stdout)
     (conv,) = summary["sensors"]
-    assert conv == {"sensor": "conv", "read": len(gsi_rows()), "kept": len(gsi_rows()) - 2,
+    assert conv == {"sensor": "conv-plevel", "read": len(gsi_rows()), "kept": len(gsi_rows()) - 2,
                     "dropped": {"missing_value": 1, "bad_value": 1}}
     assert summary["derived"]["radiosonde"] == {"height_from_profile": len(LEVELS_A) + len(LEVELS_B) - 3}
     assert "height from profile" in res.stderr and "radiosonde" in res.stderr

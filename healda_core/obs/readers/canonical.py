@@ -125,7 +125,7 @@ def _conv_nan_sat(cols: dict, is_conv: np.ndarray) -> None:
 def write_canonical(path: str | os.PathLike, raw: RawObs, attrs: dict[str, str] | None = None) -> None:
     """Write ``raw`` in the canonical form (pressure in Pa, time in ns, NaN fills); for tests and converters."""
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
-        ds.setncatts({"Conventions": "CF-1.11", "featureType": "point", "source": "healda write_canonical",
+        ds.setncatts({"Conventions": "CF-1.13", "featureType": "point", "source": "healda write_canonical",
                       **(attrs or {})})
         ds.createDimension("obs", len(raw))
         specs = (
