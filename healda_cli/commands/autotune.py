@@ -32,7 +32,7 @@ def autotune_cmd(
     ``HEALDA_AUTOTUNE_CACHE_DIR`` set to the same folder) start with zero tuning time.
     """
     from healda_cli import console
-    from healda_core.kernels.tuning import autotune
+    from healda_core.tune import autotune
 
     rep = autotune(save=save, cache_dir=cache_dir, ckpt=ckpt, preset=preset, ns=list(n), deterministic=deterministic,
                    progress=console.info)

@@ -12,25 +12,16 @@ import math
 import statistics
 from collections.abc import Callable, Iterable
 
-import numpy as np
 import torch
 
 from healda_core.kernels.tuning import event_ms
+from healda_core.tune import counts_for
 
 PEAK_TFLOPS = 783.0
 PEAK_TBPS = 4.24
 LAYOUT = dict(n_q=64, n_kv=2, d=32, f=32)
 FILM = dict(meta_dim=50, out_dim=32, n_embed=1024, obs_type_embed_dim=4, channel_embed_dim=16, platform_embed_dim=8,
             hidden_dim=64)
-
-
-def counts_for(n: int, p: int = 98_304, seed: int = 0, empty_frac: float = 0.35) -> np.ndarray:
-    """Per-pixel counts of the benchmark workload (same empty set and weights for every N)."""
-    rng = np.random.default_rng(seed)
-    nonempty = rng.random(p) >= empty_frac
-    w = np.minimum(rng.lognormal(0.0, 1.0, size=p), 20.0)  # median 1: capped at 20x the median
-    w[~nonempty] = 0.0
-    return rng.multinomial(n, w / w.sum())
 
 
 def time_ms(fn: Callable[[], object], warmup: int = 2, reps: int = 10, max_ms: float = 3000.0) -> dict:
