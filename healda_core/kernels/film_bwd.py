@@ -8,21 +8,17 @@ correct, and the output gradient takes the same layout, [g·obs | g]. Per row ti
 two, dact, ΣdW2, ΣdW1 from two, the embedding gradient) where one product per segment took 15, and the
 embedding gradients leave in one atomic add into the concatenated gradient buffer (or, with ``DEMB_ROWS``,
 one (N × E1+E2+E3) per-row store reduced on the host). Tiles used only as product operands are kept in
-16-bit on the GPU. On the H200 this design ran 8.8 ms at 10 M rows where the per-segment one ran 15.2 ms (session 6).
+16-bit on the GPU.
 
 The four column sums (db1, dγ, dβ, db2) are products with a (16 × rows) operand whose first row is ones, on the
 tensor cores with 16-bit operands like the other weight gradients, instead of reductions across the tile's
-threads (shuffles, shared memory, barriers): offline (kernel_regs.py --sass) 2,990 → 2,577 instructions per thread
-per tile at 4 warps / 64 rows; on the H200 at 10 M rows the kernel runs 5.37 ms where the reductions took 6.20 ms
-(5.21 ms with the sigmoid of ``film._sigmoid``; docs/benchmarks.md, session 11).
+threads (shuffles, shared memory, barriers), which take more instructions than the products.
 
 The kernel is persistent. Each program adds its weight gradients of every row tile into its own slice of
 ``PART`` (zeroed by the host) with relaxed atomic adds: dW1 metadata (H_PAD × M_PAD), dW1 embeddings
 (H_PAD × EMB_PAD), db1, dγ, dβ (H_PAD each), dW2 (2·F_PAD × H_PAD), db2 (2·F_PAD); the host adds the slices.
-Keeping those sums in registers across tiles instead (as up to session 9) filled the register file: at 4 warps
-and 64-row tiles the atomic version runs 6.1–6.2 ms at 10 M rows on the H200 where the register version ran
-6.8 ms (8 warps, 128 rows) or 7.2 ms (4 warps, 64 rows). Every slice element is added by one thread, in
-program order (same-location atomics of one thread are coherence-ordered), so the sums are reproducible (a GPU
+Sums kept in registers across tiles would fill the register file that the row work needs (docs/design.md).
+Every slice element is added by one thread, in program order (same-location atomics of one thread are coherence-ordered), so the sums are reproducible (a GPU
 test checks it bitwise).
 """
 

@@ -30,12 +30,10 @@ from healda_core.kernels.tuning import Tuner, bucket, num_sms
 
 MAX_PAD = 256
 
-# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). H200 sweeps at 10 M
-# rows (docs/benchmarks.md, sessions 10-11): 4 warps and 64-row tiles are the fastest for both. Forward 1.64 ms at
-# 2 stages / 8 per SM against 1.88 ms at 1 stage and 2.04 ms at 2 stages / 4 per SM; backward 5.19-5.23 ms at
-# 1 stage / 2 or 4 per SM against 6.24 ms at 2 stages, 5.80 ms at 8 warps / 128 rows and 8.2 ms at 8 warps / 64
-# rows. Session 3's faults at 4 warps (Triton 3.6, earlier kernels) did not recur with these kernels; ``force``
-# pins every candidate to 4 warps.
+# Both kernels are persistent (PROGS_PER_SM programs per SM, each loading the weights once). The defaults are the
+# fastest settings measured on an H200 at 10 M rows: 4 warps and 64-row tiles for both, 2 stages / 8 per SM for the
+# forward, 1 stage / 4 per SM for the backward. ``force`` pins every candidate to 4 warps, which these kernels run
+# clean at (docs/design.md, "Launch settings and the compiler fault").
 FWD = Tuner("film_fwd", [dict(BLOCK_M=64, num_warps=4, num_stages=st, PROGS_PER_SM=pp) for st, pp in
                          [(2, 8), (2, 16), (1, 8), (2, 4)]],
             dict(BLOCK_M=64, num_warps=4, num_stages=2, PROGS_PER_SM=8), force=dict(num_warps=4))
@@ -217,7 +215,7 @@ def _bwd_impl(d_out: Tensor, obs: Tensor, meta: Tensor, obs_type: Tensor, channe
     def run(cfg: dict):
         return _bwd_launch(cfg, dm, args, g, eps, rows_mode, need_dobs, need_dmeta, n_embed)
 
-    # "bwd2": the one-embedding-tile kernel (session 6); settings cached for the older backward are not reused
+    # "bwd2": the one-embedding-tile kernel; cache entries of an older backward layout are not reused
     cfg = BWD.choose(_key("bwd2", dm, n, d_out.dtype), run, obs.device)
     part, gem, d_obs, d_meta = run(cfg)
     if rows_mode:

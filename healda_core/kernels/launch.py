@@ -1,9 +1,8 @@
 """A leaner launch of the Triton kernels: the compiled kernel, looked up once, called through its launcher.
 
 ``kernel[grid](*args, **kw)`` costs host time on every call: Triton binds the arguments, specialises each
-one, builds a cache key, reads its runtime settings and only then calls the compiled kernel's launcher. On the
-H200 machine that was ~70–140 µs per launch (``benchmarks/host_timeline.py``), time the GPU waits for when a
-call starts on an idle stream (the single-call timings of docs/benchmarks.md). :func:`launch` keeps the
+one, builds a cache key, reads its runtime settings and only then calls the compiled kernel's launcher: tens
+of µs per launch that the GPU waits for when a call starts on an idle stream. :func:`launch` keeps the
 compiled kernel per *specialisation key* and calls its launcher directly.
 
 The key mirrors what Triton specialises on, finer where in doubt: for a tensor its dtype and whether its

@@ -31,9 +31,8 @@ The backward is persistent: each program walks a fixed stride of pixels (largest
 dq̃ and a = Σ p·x (the 16-bit operands of the weight-gradient products) at the pixel's schedule slot, and a second
 kernel (``_pa_wgrad_kernel``) sums dW_k, dW_v, db_v from them and q, dO, one kv head's rows at a time, holding
 the sums in registers and writing one slice per program (the host adds the slices: reproducible). Doing those
-products per pixel inside the backward, with row-masked operands and atomic adds, cost 0.65 ms of its 2.08 ms at
-10 M tokens on the H200 (docs/benchmarks.md, session 11); the scratch costs two (P, BLOCK_Q, F_PAD) buffers in the
-tokens' dtype.
+products per pixel inside the backward needs row-masked operands and atomic adds, about a third of its time
+(docs/design.md); the scratch costs two (P, BLOCK_Q, F_PAD) buffers in the tokens' dtype.
 """
 
 from __future__ import annotations

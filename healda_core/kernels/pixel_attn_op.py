@@ -113,13 +113,10 @@ def _plan_heads(n_q: int, n_kv: int, d: int, f: int, rows_cap: int | None = None
 _plan_cached = functools.lru_cache(maxsize=256)(_plan_heads)
 
 
-# Defaults = the fastest launch settings of the session-5 sweeps on an H200 at 10 M tokens (docs/benchmarks.md):
-# forward kernel 0.83 ms at 4 warps, TILE_K 64, 3 stages, 8 programs per SM (0.88 ms at 2 warps/16 per SM); after
-# session 8's empty-pixel loop 0.748 ms there and 0.727 ms at 16 per SM (the default now: 16 per SM was ahead in
-# all three same-setting comparisons, sessions 7 and 8);
-# backward 2.69 ms at 2 warps, TILE_K 32, 3 stages, 32 programs per SM (2.92 ms at 16, 3.1 ms at 4); session 6:
-# both kv heads in one pass over the tokens (KV=2) 2.64 ms against 2.79 ms for one head per launch. The backward
-# stays at 2 warps: at 4 warps, TILE_K 64 and KV=2 the H200 gave wrong dW_v (scale-relative error 3.5e-2).
+# Defaults = the fastest launch settings measured on an H200 at 10 M tokens: forward 4 warps, TILE_K 64, 3 stages,
+# 16 programs per SM; backward 2 warps, TILE_K 32, 3 stages, 32 programs per SM, both kv heads in one pass over
+# the tokens (KV=2). The backward is pinned to 2 warps: at 4 warps, TILE_K 64 and KV=2 the H200 gave a wrong dW_v
+# (docs/design.md, "Launch settings and the compiler fault").
 # PROGS_PER_SM = 0 launches one program per pixel; n > 0 a persistent grid of n programs per SM.
 FWD = Tuner("pixel_attn_fwd",
             [dict(TILE_K=tk, num_warps=w, num_stages=s, PROGS_PER_SM=pp) for tk, w, s, pp in

@@ -1,7 +1,7 @@
 """When the model compiles parts of itself with ``torch.compile`` (CUDA only; see README "GPU switches").
 
 ``HEALDA_COMPILE`` always wins (``1``/``0``; ``tuned`` = on, with Inductor's coordinate-descent tuning of the
-fused kernels: ~20 s more compilation once, ~13 ms less per 1.5 B forward on an H200; ``assimilate`` then
+fused kernels, which costs more compilation once; ``assimilate`` then
 compiles whole blocks, see :func:`whole_blocks_wanted`). Without it, training (autograd on) compiles, and inference
 follows the innermost :func:`inference_compile` (default: compile). ``assimilate`` turns compilation off
 when too few forwards follow to repay it.
@@ -56,6 +56,6 @@ def compile_options() -> dict | None:
 
 def whole_blocks_wanted() -> bool:
     """``HEALDA_COMPILE=tuned``: inference compiles whole blocks (:meth:`VideoDiT.compile_blocks`, one graph for
-    every observation count) instead of each block's two dense regions: 979–987 ms per 1.5 B forward on an H200
-    with FlashAttention-3 (regions: ~1,000 ms), 1.1 GiB less memory (docs/benchmarks.md, sessions 7–8)."""
+    every observation count) instead of each block's two dense regions: faster and 1.1 GiB less memory per 1.5 B
+    forward (docs/benchmarks.md)."""
     return compile_env() == "tuned"

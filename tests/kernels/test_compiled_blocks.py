@@ -30,7 +30,7 @@ def _eager_reference(monkeypatch, seed: int) -> HealDA:
 
 def test_compiled_checkpointed_blocks_one_graph_and_eager_results(monkeypatch):
     # the eager reference must not compile anything itself: on CUDA its temporal attention would otherwise run
-    # through torch.compile (a second graph in the counters; seen on the H200, session 4). The blocks of
+    # through torch.compile (a second graph in the counters, as seen on an H200). The blocks of
     # `model` are compiled by compile_blocks() whatever HEALDA_COMPILE says.
     ref = _eager_reference(monkeypatch, seed=0).train()
     model = apply_activation_checkpointing(copy.deepcopy(ref), "selective")
