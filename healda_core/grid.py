@@ -157,3 +157,15 @@ def parent(pix: Int[np.ndarray, " n"], level: int, parent_level: int, order: Ord
     f, rem = np.divmod(pix, s * s)
     row, col = np.divmod(rem, s)
     return f * sp * sp + (row >> k) * sp + (col >> k)
+
+
+def interp_weights(
+    lon: Float[np.ndarray, " n"], lat: Float[np.ndarray, " n"], level: int
+) -> tuple[Int[np.ndarray, "4 n"], Float[np.ndarray, "4 n"]]:
+    """NEST pixels and weights of bilinear interpolation on the sphere at (lon, lat) degrees (healpy's scheme).
+
+    ``(field[..., pix] * w).sum(-2)`` interpolates a NEST field ``(..., npix)`` at the points.
+    """
+    pix, w = healpy.get_interp_weights(level_to_nside(level), np.asarray(lon, np.float64),
+                                       np.asarray(lat, np.float64), nest=True, lonlat=True)
+    return pix.astype(np.int64), w
