@@ -214,17 +214,10 @@ def run(ns: Iterable[int] = (10_000_000, 30_000_000), ops: Iterable[str] = ("pix
             say(f"packing N={n:,}")
             rows += bench_packing(prepare_obs_context, raw, 98_304, "healda-triton", reps)
             if torch_paths and n <= torch_max_n:
-                import os
+                from healda_core.kernels import use_kernels
 
-                old = os.environ.get("HEALDA_KERNELS")
-                os.environ["HEALDA_KERNELS"] = "off"
-                try:
+                with use_kernels(False):
                     rows += bench_packing(prepare_obs_context, raw, 98_304, "pytorch", max(3, reps // 3))
-                finally:
-                    if old is None:
-                        os.environ.pop("HEALDA_KERNELS", None)
-                    else:
-                        os.environ["HEALDA_KERNELS"] = old
             del raw
             torch.cuda.empty_cache()
     return rows

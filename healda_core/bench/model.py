@@ -7,7 +7,6 @@ model's pixel count. bf16 autocast, medians of CUDA-event timings after warm-up.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import torch
@@ -24,27 +23,13 @@ def config_for(preset: str, layers: int | None = None) -> dict:
     return cfg
 
 
-def _with_kernels(on: bool):
-    class _Env:
-        def __enter__(self):
-            self.old = os.environ.get("HEALDA_KERNELS")
-            os.environ["HEALDA_KERNELS"] = "on" if on else "off"
-
-        def __exit__(self, *exc):
-            if self.old is None:
-                os.environ.pop("HEALDA_KERNELS", None)
-            else:
-                os.environ["HEALDA_KERNELS"] = self.old
-
-    return _Env()
-
-
 def run(preset: str = "healda-v2", n_obs: int = 10_000_000, layers: int | None = 4, reps: int = 5,
         torch_paths: bool = True, progress: Callable[[str], None] | None = None) -> list[dict]:
     """Rows: impl × {inference, train_step} with median ms, obs/s and peak GiB."""
     from healda_core import HealDA
     from healda_core.bench.kernels import raw_obs, time_ms
     from healda_core.errors import AcceleratorError
+    from healda_core.kernels import use_kernels
     from healda_core.obs.context import prepare_obs_context
 
     if not torch.cuda.is_available():
@@ -64,7 +49,7 @@ def run(preset: str = "healda-v2", n_obs: int = 10_000_000, layers: int | None =
     for impl, on in (("healda-triton", True), ("pytorch", False)):
         if not on and not torch_paths:
             continue
-        with _with_kernels(on):
+        with use_kernels(on):
             ctx = prepare_obs_context(**raw, total_pixels=p)
 
             def fwd(ctx=ctx):

@@ -6,8 +6,10 @@ Every kernel has a pure-PyTorch path elsewhere in ``healda_core``; the model use
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+from collections.abc import Iterator
 
 try:  # triton is optional: absent on macOS/Windows and CPU-only installs
     import triton  # noqa: F401
@@ -26,13 +28,29 @@ def triton_version() -> str | None:
     return triton.__version__
 
 
+_USE: list[bool] = []  # innermost use_kernels() setting last
+
+
+@contextlib.contextmanager
+def use_kernels(enabled: bool) -> Iterator[None]:
+    """Within the block the kernels run where they can (``True``) or never (``False``), whatever
+    ``HEALDA_KERNELS`` says: how a benchmark times both paths in one process."""
+    _USE.append(bool(enabled))
+    try:
+        yield
+    finally:
+        _USE.pop()
+
+
 def kernels_enabled(device) -> bool:
     """True when the Triton kernels should run for tensors on ``device``.
 
     Requires triton and a CUDA device, or ``TRITON_INTERPRET=1`` (CPU interpreter, tests only), and
-    ``HEALDA_KERNELS`` not set to ``off``/``0``.
+    ``HEALDA_KERNELS`` not set to ``off``/``0`` (inside :func:`use_kernels`, its setting instead).
     """
-    if os.environ.get("HEALDA_KERNELS", "on").lower() in ("off", "0", "false", "no"):
+    if _USE and not _USE[-1]:
+        return False
+    if not _USE and os.environ.get("HEALDA_KERNELS", "on").lower() in ("off", "0", "false", "no"):
         return False
     if not HAS_TRITON:
         return False

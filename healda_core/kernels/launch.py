@@ -10,7 +10,7 @@ address is a multiple of 16; for an int whether it is 1, a multiple of 16, and i
 every other argument (constexprs, launch options) by value; plus the kernel and the device. A key seen for the
 first time goes through Triton's own ``warmup`` (which compiles or finds the kernel) and the kernel then runs
 through the same launcher. Anything unusual falls back to ``kernel[grid]``: the CPU interpreter, launch hooks
-(profilers), a Triton whose compiled-kernel interface differs, or ``HEALDA_FAST_LAUNCH=off``.
+(profilers), a Triton whose compiled-kernel interface differs, or :data:`FAST` set to False.
 """
 
 from __future__ import annotations
@@ -36,8 +36,11 @@ def _spec(a) -> object:  # noqa: ANN001 - any kernel argument
     return t, a  # None, bools, strings, dtypes: by value
 
 
+FAST = True  # False: every launch goes through ``kernel[grid]`` (tests compare the two)
+
+
 def _enabled() -> bool:
-    if os.environ.get("HEALDA_FAST_LAUNCH", "on").lower() in ("off", "0", "false", "no"):
+    if not FAST:
         return False
     if os.environ.get("TRITON_INTERPRET", "0") == "1":
         return False

@@ -252,24 +252,15 @@ def event_ms(fn: Callable[[], object]) -> float:
     return s.elapsed_time(e)
 
 
+# Launch settings forced on every config of every kernel, e.g. {"num_warps": 4} (tests and launch-setting
+# experiments set it). None: each kernel uses its own known-good launch setting (Tuner ``force``); {}: nothing is
+# forced, every candidate is tried as listed.
+OVERRIDE: dict[str, int] | None = None
+
+
 def overrides() -> dict | None:
-    """Launch settings forced on every config of every kernel: ``HEALDA_KERNEL_OVERRIDE="num_warps=4,..."``.
-
-    None when the variable is unset: each kernel then uses its own known-good launch setting
-    (:class:`Tuner` ``force``). ``HEALDA_KERNEL_OVERRIDE=""`` forces nothing (every candidate is tried).
-    """
-    raw = os.environ.get("HEALDA_KERNEL_OVERRIDE")
-    return None if raw is None else dict(_parse_overrides(raw))
-
-
-@functools.lru_cache(maxsize=64)
-def _parse_overrides(raw: str) -> tuple[tuple[str, int], ...]:
-    out = []
-    for item in raw.split(","):
-        if "=" in item:
-            k, v = item.split("=", 1)
-            out.append((k.strip(), int(v)))
-    return tuple(out)
+    """:data:`OVERRIDE`."""
+    return OVERRIDE
 
 
 @functools.lru_cache(maxsize=4096)
@@ -282,9 +273,9 @@ class Tuner:
     """Candidate configs of one kernel and the in-memory cache bucket-key → config."""
 
     def __init__(self, name: str, configs: list[dict], default: dict, force: dict | None = None):
-        """``force``: launch settings applied to every candidate unless ``HEALDA_KERNEL_OVERRIDE`` is set.
+        """``force``: launch settings applied to every candidate unless :data:`OVERRIDE` is set.
         Triton 3.6 on Hopper miscompiles some of these kernels at some warp counts (out-of-range shared-memory
-        reads, then "illegal memory access": docs/benchmarks.md); ``force`` pins each kernel to a setting
+        reads, then "illegal memory access": docs/design.md); ``force`` pins each kernel to a setting
         that ran clean and matched the PyTorch path there."""
         self.name, self.configs, self.default, self.force = name, configs, default, dict(force or {})
         self.cache: dict[str, dict] = {}

@@ -31,7 +31,10 @@ gpu = pytest.mark.skipif(not HAS_CUDA, reason="needs a CUDA GPU (these tests run
 @pytest.fixture(autouse=True)
 def _kernels_on(monkeypatch):
     monkeypatch.setenv("HEALDA_KERNELS", "force")
-    monkeypatch.delenv("HEALDA_PA_SCHEDULE", raising=False)
+    from healda_core.kernels import pixel_attn_op, tuning
+
+    monkeypatch.setattr(pixel_attn_op, "SCHEDULE", "sorted")
+    monkeypatch.setattr(tuning, "OVERRIDE", None)
 
 
 def rel_err(a: torch.Tensor, b: torch.Tensor, floor: float = 1e-6) -> float:

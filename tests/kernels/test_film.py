@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from healda_core.kernels import film_op
+from healda_core.kernels import film_op, tuning
 from healda_core.model.film import ObsTokenizerFiLM
 from tests.kernels.conftest import DEVICE, gpu, rel_err
 
@@ -50,7 +50,7 @@ def test_matches_torch_path(name):
 def test_persistent_programs_walk_several_row_tiles(monkeypatch):
     """32-row tiles, one program per SM (2 on the CPU interpreter): each program takes several tiles, the last
     one partial; tokens and gradients must match the PyTorch path."""
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "BLOCK_M=32,PROGS_PER_SM=1,num_warps=8")
+    monkeypatch.setattr(tuning, "OVERRIDE", {"BLOCK_M": 32, "PROGS_PER_SM": 1, "num_warps": 8})
     m, obs, md, ids = setup(n=150, **{k: v for k, v in LAYOUTS["out24"].items()})
     a = film_op.film_tokenize(m, obs, md, *ids)
     b = m.forward_torch(obs, md, *ids)
@@ -144,7 +144,7 @@ def test_eager_calls_skip_the_op_dispatcher_and_match_the_op(monkeypatch):
 def test_gpu_dense_gradients_are_reproducible_across_many_tiles(monkeypatch):
     """The backward adds each row tile's weight gradients into its program's slice with atomics; with many tiles
     per program the dense gradients (everything but the embedding tables) must still be bitwise reproducible."""
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "PROGS_PER_SM=1")
+    monkeypatch.setattr(tuning, "OVERRIDE", {"PROGS_PER_SM": 1})
     m, obs, md, ids = setup(n=300_000, meta=50, out=32, e=(4, 16, 8), hidden=64)
     dense = [p for n, p in m.named_parameters() if n.startswith("cond_mlp")]
     go = torch.randn(300_000, 32, device=DEVICE, dtype=torch.bfloat16)

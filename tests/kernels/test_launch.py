@@ -30,9 +30,9 @@ def test_interpreter_and_switch_use_the_ordinary_launch(monkeypatch):
     assert not L._enabled()
     with monkeypatch.context() as m:  # no kernel runs in here: the interpreter's kernels need the variable
         m.delenv("TRITON_INTERPRET")
-        m.setenv("HEALDA_FAST_LAUNCH", "off")
+        m.setattr(L, "FAST", False)
         assert not L._enabled()
-        m.setenv("HEALDA_FAST_LAUNCH", "on")
+        m.setattr(L, "FAST", True)
         assert L._enabled()  # no launch hooks are installed
 
 
@@ -46,8 +46,8 @@ def test_gpu_fast_launch_runs_what_the_ordinary_launch_runs(monkeypatch):
     shifted.copy_(x.detach())
     for tokens in (x.detach(), shifted):
         results = []
-        for mode in ("on", "off"):
-            monkeypatch.setenv("HEALDA_FAST_LAUNCH", mode)
+        for fast in (True, False):
+            monkeypatch.setattr(L, "FAST", fast)
             leaves = [q.detach().clone().requires_grad_(), tokens.detach().requires_grad_(), wk, wv, bv]
             out = pixel_attention(*leaves, cu, mx)
             results.append([out, *torch.autograd.grad(out, leaves[:2], go)])

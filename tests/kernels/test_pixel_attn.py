@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from healda_core.kernels import pixel_attn_op as op
+from healda_core.kernels import tuning
 from healda_core.model.ragged import ragged_attention_torch
 from healda_core.obs.context import counts_to_cu_seqlens
 from tests.kernels.conftest import DEVICE, gpu, rel_err
@@ -100,7 +101,7 @@ def test_pixel_with_thousands_of_tokens():
 def test_persistent_forward_walks_several_pixels_per_program(monkeypatch):
     """PROGS_PER_SM=1: fewer programs than pixels (2 on the CPU interpreter), each takes a stride of pixels,
     empty ones included; the forward, lse and gradients must be unchanged."""
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "PROGS_PER_SM=1")
+    monkeypatch.setattr(tuning, "OVERRIDE", {"PROGS_PER_SM": 1})
     check([0, 4, 17, 0, 66, 1, 130, 9, 0, 3], dtype=torch.bfloat16)
 
 
@@ -140,7 +141,7 @@ def test_no_pixels_give_zero_weight_gradients(monkeypatch):
 def test_schedule_does_not_change_the_forward(monkeypatch):
     q, x, wk, wv, bv, cu, mx, _ = make([5, 0, 40, 2, 17, 1])
     a = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
-    monkeypatch.setenv("HEALDA_PA_SCHEDULE", "natural")
+    monkeypatch.setattr(op, "SCHEDULE", "natural")
     b = op.pixel_attention(q, x, wk, wv, bv, cu, mx)
     assert torch.equal(a, b)
 
@@ -239,7 +240,7 @@ def test_backward_plan_follows_kv_heads_per_launch():
 def test_backward_with_one_or_two_kv_heads_per_launch(monkeypatch, kv, n_q, n_kv, d, f):
     """KV=2 runs both kv heads of a launch in one pass over the tokens (row-masked per-head projections);
     KV=1 one head per launch, dX accumulated across launches. Both must match the fp64 PyTorch gradients."""
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", f"KV={kv}")
+    monkeypatch.setattr(tuning, "OVERRIDE", {"KV": kv})
     check([2, 0, 9, 1, 33, 0, 4], n_q=n_q, n_kv=n_kv, d=d, f=f)
 
 
@@ -275,7 +276,7 @@ def test_schedule_order_ends_with_the_nonempty_count(monkeypatch):
     order, seg = op._schedule_segments(cu)
     assert order.tolist() == [2, 4, 0, 1, 3, 5, 3]
     assert seg.tolist() == [2, 7, 9, 4, 0, 2, 2, 0, 9, 0, 13, 0]
-    monkeypatch.setenv("HEALDA_PA_SCHEDULE", "natural")  # empty slots interleaved: attend over every slot
+    monkeypatch.setattr(op, "SCHEDULE", "natural")  # empty slots interleaved: attend over every slot
     assert op._schedule_segments(cu)[0][-1].item() == 6
 
 

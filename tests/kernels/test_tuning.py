@@ -13,7 +13,8 @@ from tests.kernels.conftest import gpu
 
 @pytest.fixture
 def fresh(monkeypatch, tmp_path):
-    for var in ("HEALDA_AUTOTUNE", "HEALDA_AUTOTUNE_CACHE_DIR", "HEALDA_KERNEL_OVERRIDE"):
+    monkeypatch.setattr(tuning, "OVERRIDE", None)
+    for var in ("HEALDA_AUTOTUNE", "HEALDA_AUTOTUNE_CACHE_DIR"):
         monkeypatch.delenv(var, raising=False)  # the caller's environment must not decide these tests
     monkeypatch.setattr(tuning, "STATE", tuning._State())
     monkeypatch.setattr(tuning, "TUNERS", {})
@@ -95,10 +96,10 @@ def test_kernel_force_applies_unless_the_override_variable_is_set(fresh, monkeyp
         return t.choose(key, lambda c: timings[(c["A"], c["num_warps"])], torch.device("cpu"))
 
     assert choose(("a",)) == dict(A=2, num_warps=2)  # the kernel's own known-good warp count
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "")
+    monkeypatch.setattr(tuning, "OVERRIDE", {})
     assert choose(("b",)) == dict(A=2, num_warps=8)  # nothing forced: every candidate as listed
-    monkeypatch.setenv("HEALDA_KERNEL_OVERRIDE", "num_warps=16")
-    assert choose(("c",)) == dict(A=1, num_warps=16)  # the variable wins over the kernel's setting
+    monkeypatch.setattr(tuning, "OVERRIDE", {"num_warps": 16})
+    assert choose(("c",)) == dict(A=1, num_warps=16)  # the override wins over the kernel's setting
 
 
 @gpu
