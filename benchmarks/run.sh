@@ -5,7 +5,7 @@
 # nvidia-physicsnemo 2.2.2; .whl_fa3: the optional fa3-fwd), puts /tmp/site and the checkout on PYTHONPATH,
 # points HEALDA_SHARED at .gpu_shared (a carried copy of ../shared, for the fixture tests) and runs the named
 # benchmarks in order, each in its own process, writing NAME.json and NAME.log to $OUT (default: ./bench-out).
-# ARGS go to the script when one NAME is given.
+# ARGS go to the script when one NAME is given. LIMIT_S (default 560) caps each benchmark's seconds.
 #
 #   kernels     benchmarks/kernels.py: pixel attention, FiLM and packing against PhysicsNeMo 2.2.2 (needs .whl_ref)
 #   forward     benchmarks/forward.py: 1.5 B forward, ours (whole blocks compiled) and the reference (needs .whl_ref)
@@ -14,7 +14,7 @@
 #   assimilate  benchmarks/assimilate.py (when present): healda assimilate end to end
 #   tests       the GPU tests: pytest tests/kernels tests/gpu
 #
-# Every result file starts with the GPU, driver and versions; $OUT/gpu.txt holds nvidia-smi's view.
+# Result files record the GPU and the torch and triton versions; $OUT/gpu.txt adds nvidia-smi's view (driver).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 [ $# -ge 1 ] || { sed -n 2,17p "$0"; exit 2; }
@@ -38,7 +38,7 @@ python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', tr
 run() {  # NAME COMMAND...: run, log to $OUT/NAME.log, report the exit status
   local name=$1; shift
   echo "== $name: $*"
-  "$@" > "$OUT/$name.log" 2>&1
+  timeout "${LIMIT_S:-560}" "$@" > "$OUT/$name.log" 2>&1
   local rc=$?
   tail -n 25 "$OUT/$name.log"
   echo "== $name rc=$rc"
