@@ -168,7 +168,7 @@ def test_slurm_detection():
 def test_benchmark_script_smoke(capsys):
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("train_step_h200", ROOT / "benchmarks" / "train_step_h200.py")
+    spec = importlib.util.spec_from_file_location("train_step", ROOT / "benchmarks" / "train_step.py")
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)
     out = mod.main(["--smoke", "--json"])
