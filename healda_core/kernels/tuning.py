@@ -232,7 +232,7 @@ def time_ms(fn: Callable[[], object], budget_ms: float = 40.0, rounds: int = 5) 
     size the rounds, then ``rounds`` rounds of back-to-back calls between two CUDA events (as many per round as
     fit ``budget_ms`` in all, 1 to 50), median over the rounds. Back to back, each call's host time overlaps
     the previous call's GPU work, so launch jitter on a busy host (0.1–0.3 ms per call on the H200 machine)
-    does not decide between candidates a few per cent apart; single calls did (docs/benchmarks.md)."""
+    does not decide between candidates a few per cent apart; single calls did (docs/design.md)."""
     fn()
     one = event_ms(fn)
     k = max(1, min(50, int(budget_ms / rounds / max(one, 1e-3))))
@@ -256,11 +256,6 @@ def event_ms(fn: Callable[[], object]) -> float:
 # experiments set it). None: each kernel uses its own known-good launch setting (Tuner ``force``); {}: nothing is
 # forced, every candidate is tried as listed.
 OVERRIDE: dict[str, int] | None = None
-
-
-def overrides() -> dict | None:
-    """:data:`OVERRIDE`."""
-    return OVERRIDE
 
 
 @functools.lru_cache(maxsize=4096)
@@ -291,8 +286,7 @@ class Tuner:
 
     def choose(self, key: tuple, run: Callable[[dict], object], device: torch.device) -> dict:
         """The config for ``key``: cached, else tuned by timing ``run(config)`` (when allowed), else default."""
-        env = overrides()
-        ov = {k: v for k, v in (self.force if env is None else env).items() if k in self.fields}
+        ov = {k: v for k, v in (self.force if OVERRIDE is None else OVERRIDE).items() if k in self.fields}
         hit = self.lookup(key)
         if hit is not None:
             return {**hit, **ov}

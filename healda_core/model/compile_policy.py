@@ -57,5 +57,5 @@ def compile_options() -> dict | None:
 def whole_blocks_wanted() -> bool:
     """``HEALDA_COMPILE=tuned``: inference compiles whole blocks (:meth:`VideoDiT.compile_blocks`, one graph for
     every observation count) instead of each block's two dense regions: faster and 1.1 GiB less memory per 1.5 B
-    forward (docs/benchmarks.md)."""
+    forward (docs/benchmarks.md, docs/design.md)."""
     return compile_env() == "tuned"
