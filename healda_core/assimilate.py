@@ -73,13 +73,17 @@ def _sha256(path: str | os.PathLike) -> str:
 
 def packed_header(path: str | os.PathLike) -> dict[str, Any]:
     """Global attributes and analysis times of a packed file (no observation is read)."""
+    from healda_core.obs.packed import OBS_VARS
+    from healda_core.obs.packed_check import check_analysis_times, packed_layout, reading
+
     ds = open_netcdf(path)
-    with ds:
-        if "cu_seqlens" not in ds.variables or "analysis_time" not in ds.variables:
-            raise InputError(f"{path}: not a healda packed observation file (make it with `healda pack-obs`)")
+    with ds, reading(path, None):
+        lay = packed_layout(ds, path, OBS_VARS)
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        attrs["_analysis_time"] = np.asarray(ds.variables["analysis_time"][:], np.int64)
-        attrs["_n_obs"] = ds.dimensions["obs"].size
+        with reading(path, "analysis_time"):
+            attrs["_analysis_time"] = np.asarray(ds.variables["analysis_time"][:]).astype(np.int64)
+        check_analysis_times(attrs["_analysis_time"], path)
+        attrs["_n_obs"] = lay.n_obs
     return attrs
 
 

@@ -131,11 +131,28 @@ def open_netcdf(path: str | os.PathLike):
     except (OSError, RuntimeError, ValueError) as exc:
         raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None
     try:
-        check_claimed_sizes(ds, path)
+        with reading_netcdf(path):
+            check_claimed_sizes(ds, path)
     except BaseException:
         ds.close()
         raise
     return ds
+
+
+@contextlib.contextmanager
+def reading_netcdf(path: object, name: str | None = None) -> Iterator[None]:
+    """Turn a netCDF/HDF5 failure inside the block (a damaged chunk, attribute or header read lazily) into an
+    :class:`InputError` naming ``path`` (and variable ``name``); InputErrors pass through unchanged."""
+    from healda_core.errors import InputError, input_error
+
+    try:
+        yield
+    except InputError:
+        raise
+    except (RuntimeError, OSError, ValueError, TypeError, IndexError, KeyError, AttributeError, OverflowError,
+            UnicodeDecodeError) as exc:
+        detail = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise input_error(path, name, f"cannot be read: corrupt or truncated file ({detail})") from None
 
 
 #: the most a NetCDF-4 file's data can expand on reading (deflate's limit is about 1032:1; margin for others)

@@ -185,7 +185,7 @@ _ITEMSIZE = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16":
 
 def _tensor_entry_end(p: Path, name: str, entry: Any) -> int:
     """End offset of one tensor's data; refuses entries whose dtype, shape and offsets do not agree."""
-    ok = isinstance(entry, dict) and entry.get("dtype") in _ITEMSIZE
+    ok = isinstance(entry, dict) and isinstance(entry.get("dtype"), str) and entry["dtype"] in _ITEMSIZE
     shape, offs = (entry.get("shape"), entry.get("data_offsets")) if ok else (None, None)
     ok = ok and isinstance(shape, list) and all(type(d) is int and 0 <= d < 2**40 for d in shape) \
         and isinstance(offs, list) and len(offs) == 2 and all(type(o) is int and 0 <= o for o in offs)

@@ -35,6 +35,13 @@ from healda_core.fileio import open_netcdf
 from healda_core.obs import frames, vocab
 from healda_core.obs.context import ObsContext, to_obs_context
 from healda_core.obs.deflate import ChunkCompressor
+from healda_core.obs.packed_check import (
+    check_analysis_times,
+    check_index,
+    check_obs_ids,
+    packed_layout,
+    reading,
+)
 from healda_core.obs.stats import channel_table, stats_sha256
 
 #: per-obs stored variables: name -> (source column of RawObs or a computed name, dtype)
@@ -330,12 +337,13 @@ def write_packed(path: str | Path, p: PackedObs, attrs: dict[str, object], *, co
         write_packed_columns(path, p, attrs, ((k, p.obs[k]) for k in OBS_VARS), complevel=complevel)
 
 
-def _read_obs(ds: netCDF4.Dataset, start: int, stop: int) -> dict[str, np.ndarray]:
+def _read_obs(ds: netCDF4.Dataset, path: object, start: int, stop: int) -> dict[str, np.ndarray]:
     out = {}
     for name, dtype in OBS_VARS.items():
         v = ds.variables[name]
         v.set_auto_maskandscale(False)
-        a = np.asarray(v[start:stop], dtype=dtype) if stop > start else np.zeros(0, dtype)
+        with reading(path, name), np.errstate(invalid="ignore", over="ignore"):
+            a = np.asarray(v[start:stop]).astype(dtype) if stop > start else np.zeros(0, dtype)
         if np.dtype(dtype).kind == "f":
             a[a <= FLOAT_FILL * 0.5] = np.nan
         out[name] = a
@@ -343,27 +351,36 @@ def _read_obs(ds: netCDF4.Dataset, start: int, stop: int) -> dict[str, np.ndarra
 
 
 def read_packed(path: str | Path, analyses: Sequence[int] | None = None) -> PackedObs:
-    """Read a packed file (optionally only the analysis indices ``analyses``) back into a :class:`PackedObs`."""
+    """Read a packed file (optionally only the analysis indices ``analyses``) back into a :class:`PackedObs`.
+
+    The layout, the ragged index and the id columns are checked (:mod:`healda_core.obs.packed_check`); a
+    damaged or inconsistent file raises :class:`~healda_core.errors.InputError` naming file and variable.
+    """
     ds = open_netcdf(path)
-    with ds:
-        if "cu_seqlens" not in ds.variables:
-            raise input_error(path, "cu_seqlens", "missing; not a healda packed observation file")
-        t, level = int(ds.n_frame), int(ds.hpx_level)
-        x, b_all = ds.dimensions["cell"].size, ds.dimensions["analysis"].size
-        sel = list(range(b_all)) if analyses is None else [int(i) for i in analyses]
-        cu = np.asarray(ds.variables["cu_seqlens"][:], dtype=np.int64)
+    with ds, reading(path, None):
+        lay = packed_layout(ds, path, OBS_VARS)
+        t, x = lay.n_frames, lay.n_cell
+        sel = list(range(lay.n_analysis)) if analyses is None else [int(i) for i in analyses]
+        if any(not 0 <= b < lay.n_analysis for b in sel):
+            raise input_error(path, "analysis", f"analysis index out of range 0..{lay.n_analysis - 1}")
+        with reading(path, "cu_seqlens"):
+            cu = np.asarray(ds.variables["cu_seqlens"][:]).astype(np.int64)
+        check_index(cu, lay.n_obs, path)
         parts, counts = [], []
         for b in sel:
             lo, hi = b * t * x, (b + 1) * t * x
-            parts.append(_read_obs(ds, int(cu[lo]), int(cu[hi])))
+            parts.append(_read_obs(ds, path, int(cu[lo]), int(cu[hi])))
             counts.append(np.diff(cu[lo:hi + 1]))
         obs = {k: np.concatenate([p[k] for p in parts]) if parts else np.zeros(0, d) for k, d in OBS_VARS.items()}
-        lengths = np.asarray(ds.variables["sensor_lengths"][:], dtype=np.int64)[:, sel, :]
-        analysis = np.asarray(ds.variables["analysis_time"][:], dtype=np.int64)[sel]
+        check_obs_ids(obs, path)
+        with reading(path, "sensor_lengths"):
+            lengths = np.asarray(ds.variables["sensor_lengths"][:]).astype(np.int64)[:, sel, :]
+        with reading(path, "analysis_time"):
+            analysis = np.asarray(ds.variables["analysis_time"][:]).astype(np.int64)[sel]
+        check_analysis_times(analysis, path)
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        step = int(ds.frame_step_seconds)
     counts_all = np.concatenate(counts) if counts else np.zeros(0, np.int64)
-    return PackedObs(analysis, t, step, level, counts_all, obs, lengths, attrs)
+    return PackedObs(analysis, t, lay.step_s, lay.level, counts_all, obs, lengths, attrs)
 
 
 @dataclass
@@ -399,5 +416,5 @@ def load_batch(path: str | Path, analyses: Sequence[int] | None = None, device: 
 
 def qc_options_of(path: str | Path) -> dict:
     """The QC options recorded in a packed file's ``healda_qc_options`` attribute."""
-    with netCDF4.Dataset(path) as ds:
+    with open_netcdf(path) as ds, reading(path, "healda_qc_options"):
         return json.loads(getattr(ds, "healda_qc_options", "{}"))

@@ -13,6 +13,7 @@ import os
 import numpy as np
 
 from healda_core.errors import input_error
+from healda_core.fileio import reading_netcdf
 from healda_core.obs.raw import RawObs
 from healda_core.obs.readers.canonical import looks_canonical, read_canonical, write_canonical
 from healda_core.obs.readers.common import open_nc
@@ -36,7 +37,7 @@ def detect_format(ds) -> str | None:
 def read_obs_file(path: str | os.PathLike) -> tuple[RawObs, str]:
     """Read one raw observation file; returns the rows and the detected format name."""
     ds = open_nc(path)
-    with ds:
+    with ds, reading_netcdf(path):  # a damaged chunk or attribute surfaces lazily, as a netCDF/HDF5 error
         fmt = detect_format(ds)
         if fmt is None:
             raise input_error(path, None, "unrecognised layout: expected the canonical CF point form "

@@ -17,7 +17,7 @@ import netCDF4
 import numpy as np
 
 from healda_core.errors import InputError, input_error
-from healda_core.fileio import check_claimed_sizes
+from healda_core.fileio import check_claimed_sizes, reading_netcdf
 from healda_core.obs import vocab
 from healda_core.obs.raw import NAT, TIME_MAX_NS, TIME_MIN_NS
 
@@ -43,7 +43,8 @@ def open_nc(path: str | os.PathLike) -> netCDF4.Dataset:
     except (OSError, RuntimeError, ValueError) as exc:
         raise input_error(p, None, f"not a NetCDF file, or truncated ({exc})") from None
     try:
-        check_claimed_sizes(ds, p)
+        with reading_netcdf(p):
+            check_claimed_sizes(ds, p)
     except BaseException:
         ds.close()
         raise
@@ -80,11 +81,15 @@ def _raw(ds: netCDF4.Dataset, path: object, name: str, kinds: str, required: boo
     return data, v
 
 
-def _fills(v: netCDF4.Variable) -> list[float]:
+def _fills(v: netCDF4.Variable, path: object, name: str) -> list[float]:
+    """The numbers of ``_FillValue`` and ``missing_value``; a non-numeric one is an InputError."""
     out = []
     for att in ("_FillValue", "missing_value"):
         if att in v.ncattrs():
-            out.extend(np.atleast_1d(v.getncattr(att)).tolist())
+            value = np.atleast_1d(v.getncattr(att))
+            if value.dtype.kind not in "fiub":
+                raise input_error(path, name, f"attribute {att}={v.getncattr(att)!r} is not a number")
+            out.extend(value.tolist())
     return out
 
 
@@ -96,8 +101,9 @@ def read_float(ds: netCDF4.Dataset, path: object, name: str, required: bool = Tr
         return None
     data, v = got
     bad = np.zeros(data.shape, dtype=bool)
-    for f in _fills(v):
-        bad |= data == np.asarray(f).astype(data.dtype)
+    for f in _fills(v, path, name):
+        with np.errstate(all="ignore"):  # a fill value the storage type cannot hold matches nothing
+            bad |= data == (np.asarray(f).astype(data.dtype) if data.dtype.kind == "f" else f)
     if data.dtype.kind == "f":
         bad |= (data <= FLOAT_SENTINEL) | (np.abs(data) >= BUFR_MISSING)
     elif data.dtype.kind == "i":
@@ -115,7 +121,7 @@ def read_int(ds: netCDF4.Dataset, path: object, name: str, required: bool = True
         return None
     data, v = got
     bad = np.zeros(data.shape, dtype=bool)
-    for f in _fills(v):
+    for f in _fills(v, path, name):
         bad |= data == f
     if data.dtype.kind == "i":
         bad |= data <= INT_SENTINEL

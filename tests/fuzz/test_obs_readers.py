@@ -1,0 +1,105 @@
+"""Fuzzing the observation readers through ``pack-obs``: every damaged file is packed with its bad rows
+counted as drops, or refused with one ``error:`` line (exit 3); never a traceback, output file or runaway memory.
+
+Seeds: one file per reader and layout (canonical CF point, IODA radiance and conventional, GSI conventional
+and radiance). Mutations: truncations, bit flips and overwrites of the bytes; and, through a NetCDF copy,
+variables retyped (integers, floats, strings), absurd attributes (units, fill values, flag tables), extreme
+values (NaN, inf, int64 limits, sentinels), dimensions resized (0 … 2e9 claimed rows), variables and global
+attributes removed or replaced.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import netCDF4
+import pytest
+from hypothesis import given
+
+from tests.cli.synthetic import write_synthetic_raw
+from tests.fuzz.harness import (
+    byte_mutations,
+    check_outcome,
+    check_pack_accounting,
+    fuzz_settings,
+    mutate_bytes,
+    mutate_nc,
+    nc_dimensions,
+    nc_mutations,
+    nc_variables,
+    run_cli,
+)
+from tests.obs.test_readers import write_gsi_conv_uv, write_gsi_radiance, write_ioda_conv, write_ioda_radiance
+
+SEEDS = {
+    "canonical": ("raw.nc", lambda p: write_synthetic_raw(p, n_sat=30, n_conv=20)),
+    "ioda-radiance": ("atms_n20.nc", write_ioda_radiance),
+    "ioda-conv": ("sondes.nc", write_ioda_conv),
+    "gsi-conv": ("diag_conv_uv_ges.2024010100_control.nc4", write_gsi_conv_uv),
+    "gsi-radiance": ("diag_amsua_n19_ges.2024010106_control.nc4", write_gsi_radiance),
+}
+BYTE_EXAMPLES = 20
+NC_EXAMPLES = 30
+
+
+@pytest.fixture(scope="module")
+def seeds(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("seeds")
+    out = {}
+    for fmt, (name, write) in SEEDS.items():
+        (root / fmt).mkdir()
+        out[fmt] = root / fmt / name
+        write(out[fmt])
+    return out
+
+
+def _pack(src: Path, what: str) -> None:
+    out = src.parent / "out" / "packed.nc"
+    out.parent.mkdir(exist_ok=True)
+    res = run_cli("pack-obs", src, "-o", out, "--json")
+    if check_outcome(res, out, what) == 0:
+        check_pack_accounting(res, out, what)
+
+
+@pytest.mark.parametrize("fmt", list(SEEDS))
+def test_seed_files_pack(seeds, fmt, tmp_path):
+    src = tmp_path / seeds[fmt].name
+    src.write_bytes(seeds[fmt].read_bytes())
+    out = tmp_path / "out" / "packed.nc"
+    out.parent.mkdir()
+    res = run_cli("pack-obs", src, "-o", out, "--json")
+    assert check_outcome(res, out, fmt) == 0, res.output  # the unmutated seed is a working baseline
+    check_pack_accounting(res, out, fmt)
+
+
+@pytest.mark.parametrize("fmt", list(SEEDS))
+def test_byte_mutations(seeds, fmt):
+    data = seeds[fmt].read_bytes()
+
+    @fuzz_settings(BYTE_EXAMPLES)
+    @given(m=byte_mutations(len(data)))
+    def case(m):
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / seeds[fmt].name
+            src.write_bytes(mutate_bytes(data, m))
+            _pack(src, f"{fmt} {m}")
+
+    case()
+
+
+@pytest.mark.parametrize("fmt", list(SEEDS))
+def test_structure_mutations(seeds, fmt):
+    seed = seeds[fmt]
+    with netCDF4.Dataset(seed) as ds:
+        global_attrs = list(ds.ncattrs())
+
+    @fuzz_settings(NC_EXAMPLES)
+    @given(m=nc_mutations(nc_variables(seed), nc_dimensions(seed), global_attrs))
+    def case(m):
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / seed.name
+            mutate_nc(seed, src, m)
+            _pack(src, f"{fmt} {m}")
+
+    case()
