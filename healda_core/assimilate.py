@@ -77,6 +77,7 @@ def packed_header(path: str | os.PathLike) -> dict[str, Any]:
     from healda_core.obs.packed_check import check_analysis_times, packed_layout, reading
 
     ds = open_netcdf(path)
+    ds.set_auto_maskandscale(False)  # fill values are handled explicitly (a damaged attribute cannot mask data)
     with ds, reading(path, None):
         lay = packed_layout(ds, path, OBS_VARS)
         attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}

@@ -357,6 +357,7 @@ def read_packed(path: str | Path, analyses: Sequence[int] | None = None) -> Pack
     damaged or inconsistent file raises :class:`~healda_core.errors.InputError` naming file and variable.
     """
     ds = open_netcdf(path)
+    ds.set_auto_maskandscale(False)  # fill values are handled explicitly (a damaged attribute cannot mask data)
     with ds, reading(path, None):
         lay = packed_layout(ds, path, OBS_VARS)
         t, x = lay.n_frames, lay.n_cell
