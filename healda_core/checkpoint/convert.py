@@ -171,6 +171,7 @@ def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
         raise CheckpointError(f"{path}: corrupt or truncated zip ({exc})") from None
     with zf:
         names = zf.namelist()
+        _check_expansion(path, sum(i.file_size for i in zf.infolist()))
         try:
             bad = zf.testzip()
         except (zipfile.BadZipFile, OSError, EOFError, zlib.error) as exc:
@@ -217,9 +218,22 @@ def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
 
 def _json_member(zf: zipfile.ZipFile, name: str, path: Path) -> dict:
     try:
-        return json.loads(zf.read(name))
-    except (json.JSONDecodeError, UnicodeDecodeError, zipfile.BadZipFile, OSError) as exc:
+        obj = json.loads(zf.read(name))
+    except (ValueError, zipfile.BadZipFile, OSError, zlib.error) as exc:  # ValueError: bad JSON or UTF-8
         raise CheckpointError(f"{path}: member {name!r} is not valid JSON ({exc})") from None
+    if not isinstance(obj, dict):
+        raise CheckpointError(f"{path}: member {name!r} is not a JSON object")
+    return obj
+
+
+def _check_expansion(path: Path, claimed: int) -> None:
+    """Refuse an archive whose members claim more bytes than compression allows or memory can take."""
+    from healda_core.fileio import MAX_EXPANSION, MEMORY_SHARE, available_memory
+
+    size = path.stat().st_size
+    if claimed > MAX_EXPANSION * size or claimed > MEMORY_SHARE * available_memory():
+        raise CheckpointError(f"{path}: the archive's members claim {claimed / 1e9:.3g} GB in a {size / 1e6:.3g} MB "
+                              "file, beyond what compression allows or memory can take (corrupt or hostile)")
 
 
 def _read_tar(path: Path, config: dict | None) -> tuple[dict, dict | None, str, dict]:
@@ -228,12 +242,15 @@ def _read_tar(path: Path, config: dict | None) -> tuple[dict, dict | None, str, 
             members = {Path(m.name).name: m for m in tf.getmembers() if m.isfile()}
             if "model.pt" not in members or "args.json" not in members:
                 raise CheckpointError(f"{path}: tar archive without model.pt + args.json (not a .mdlus)")
+            _check_expansion(path, members["model.pt"].size + members["args.json"].size)
             args = json.loads(tf.extractfile(members["args.json"]).read())
             blob = io.BytesIO(tf.extractfile(members["model.pt"]).read())
     except CheckpointError:
         raise
-    except (tarfile.TarError, OSError, EOFError, json.JSONDecodeError) as exc:
+    except (tarfile.TarError, OSError, EOFError, ValueError, zlib.error) as exc:  # ValueError: bad JSON or UTF-8
         raise CheckpointError(f"{path}: corrupt or truncated tar .mdlus ({exc})") from None
+    if not isinstance(args, dict):
+        raise CheckpointError(f"{path}: args.json is not a JSON object")
     if args.get("__name__") not in (PHYSICSNEMO_NAME, "HealDA"):
         raise CheckpointError(f"{path}: .mdlus holds a {args.get('__name__')!r} model, not {PHYSICSNEMO_NAME}")
     sd = _as_state_dict(torch_load(blob, f"{path}:model.pt"), f"{path}:model.pt")

@@ -191,3 +191,34 @@ def test_malformed_safetensors_tables_refused(tmp_path, header):
     p = tmp_path / "x.safetensors"
     p.write_bytes(struct.pack("<Q", len(header)) + header + b"\x00" * 8)
     refused(_cli("convert-ckpt", p, "--info"), str(p))
+
+
+def test_archive_claiming_more_than_memory_refused(tiny, tmp_path, monkeypatch):
+    from healda_core import fileio
+
+    mdlus = tmp_path / "m.mdlus"
+    assert _cli("convert-ckpt", tiny, "--to", "mdlus", "-o", mdlus).exit_code == 0
+    monkeypatch.setattr(fileio, "available_memory", lambda: 1_000_000)  # half of it is below the 1.3 MB claimed
+    refused(_cli("convert-ckpt", mdlus, "--info"), "members claim", "memory")
+
+
+@pytest.mark.parametrize("args", [b"[1, 2]", b"\xff\xfe not utf-8", b'"VideoHealDA"'])
+def test_archive_json_members_that_are_not_objects_refused(fixture_small, tmp_path, args):
+    import io
+    import tarfile
+    import zipfile
+
+    buf = io.BytesIO()
+    torch.save(fixture_small["state_dict"], buf)
+    zipped = tmp_path / "z.mdlus"
+    with zipfile.ZipFile(zipped, "w") as zf:
+        zf.writestr("model.pt", buf.getvalue())
+        zf.writestr("args.json", args)
+    refused(_cli("convert-ckpt", zipped, "--info"), "args.json")
+    tarred = tmp_path / "t.mdlus"
+    with tarfile.open(tarred, "w") as tf:
+        for name, data in (("model.pt", buf.getvalue()), ("args.json", args)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tf.addfile(info, io.BytesIO(data))
+    refused(_cli("convert-ckpt", tarred, "--info"), str(tarred))

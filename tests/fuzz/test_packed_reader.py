@@ -1,5 +1,5 @@
-"""Fuzzing the packed-observation reader through ``assimilate`` (tiny model): a damaged packed file is either
-assimilated or refused with one ``error:`` line (exit 3); never a traceback, analysis file or runaway memory.
+"""Fuzzing the packed-observation reader (and the static-file reader) through ``assimilate`` (a micro model):
+a damaged packed or static file is either assimilated or refused with one ``error:`` line (exit 3); never a traceback, analysis file or runaway memory.
 
 Mutations: truncations, bit flips and overwrites of the bytes; retyped variables, absurd attributes and
 global attributes (the header's level, frame count, step, counts, conventions), extreme values, resized
@@ -14,6 +14,7 @@ from pathlib import Path
 import netCDF4
 import pytest
 from hypothesis import given
+from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from healda_cli.main import app
@@ -63,8 +64,8 @@ def _micro_checkpoint(path: Path) -> Path:
     return path
 
 
-def _assimilate(work: dict, packed: Path, what: str) -> int:
-    out = packed.parent / "out" / "analysis.nc"
+def _assimilate(work: dict, packed: Path, what: str, out_dir: Path | None = None) -> int:
+    out = (out_dir or packed.parent) / "out" / "analysis.nc"
     out.parent.mkdir(exist_ok=True)
     res = run_cli("assimilate", packed, "--ckpt", work["ckpt"], "--static", work["static"], "-o", out)
     code = check_outcome(res, out, what)
@@ -104,5 +105,27 @@ def test_structure_mutations(work):
             packed = Path(d) / "obs.nc"
             mutate_nc(seed, packed, m)
             _assimilate(work, packed, f"packed {m}")
+
+    case()
+
+
+def test_static_file_mutations(work):
+    """The static file (orography, land fraction) is read by the same command: damaged ones are refused too."""
+    seed = work["static"]
+    with netCDF4.Dataset(seed) as ds:
+        global_attrs = list(ds.ncattrs())
+    data = seed.read_bytes()
+
+    @fuzz_settings(30)
+    @given(m=st.one_of(byte_mutations(len(data)), nc_mutations(nc_variables(seed), nc_dimensions(seed),
+                                                                global_attrs)))
+    def case(m):
+        with tempfile.TemporaryDirectory() as d:
+            static = Path(d) / "st.nc"
+            if m[0] in ("truncate", "flip", "overwrite"):
+                static.write_bytes(mutate_bytes(data, m))
+            else:
+                mutate_nc(seed, static, m)
+            _assimilate({**work, "static": static}, work["packed"], f"static {m}", out_dir=Path(d))
 
     case()
