@@ -45,6 +45,17 @@ def bench_pack_cmd(
     _report_row(bench_pack(n=n, complevel=complevel, write=not no_write), as_json)
 
 
+@bench_app.command("read-parquet")
+def bench_read_parquet_cmd(
+    n: Annotated[int, typer.Option("--n", help="Rows of the synthetic parquet file.")] = 10_000_000,
+    as_json: Annotated[bool, typer.Option("--json", help="One JSON line on stdout.")] = False,
+) -> None:
+    """Parquet observation reader throughput (obs/s) and peak memory on a synthetic UFS-schema file."""
+    from healda_core.bench.pack import bench_read_parquet
+
+    _report_row(bench_read_parquet(n=n), as_json)
+
+
 _KERNEL_COLUMNS = ("op", "impl", "N", "pass", "median_ms", "tokens_per_s", "TFLOPs", "GBps", "roofline_frac")
 
 

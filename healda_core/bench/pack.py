@@ -104,3 +104,40 @@ def bench_pack(n: int = 30_000_000, complevel: int = 1, write: bool = True, seed
         "file_mb": round(size / 1e6, 1), "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2),
         "machine": platform.machine(), "numpy": np.__version__,
     }
+
+
+def bench_read_parquet(n: int = 10_000_000, row_group_rows: int = 1 << 20, seed: int = 0) -> dict:
+    """Parquet reader throughput (obs/s) on a synthetic ``n``-row file in the UFS combined schema.
+
+    The file is written one row group at a time (so generating it stays small), then read back with
+    :func:`~healda_core.obs.readers.read_obs_file`. ``peak_rss_gb`` is the process peak, dominated by the
+    decoded columns (``columns_gb``, what any reader must return) plus one record batch in flight.
+    """
+    import pyarrow.parquet as pq
+
+    from healda_core.obs.readers import read_obs_file
+    from healda_core.obs.readers.parquet import write_parquet
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = os.path.join(tmp, "bench.parquet")
+        writer = None
+        for i, start in enumerate(range(0, n, row_group_rows)):
+            part = os.path.join(tmp, "part.parquet")
+            write_parquet(part, synthetic_raw(min(row_group_rows, n - start), seed + i), row_group_rows)
+            table = pq.read_table(part)
+            writer = writer or pq.ParquetWriter(path, table.schema, compression="zstd")
+            writer.write_table(table, row_group_size=row_group_rows)
+            del table
+        writer.close()
+        size = os.path.getsize(path)
+        rss_before = _peak_rss_gb()
+        t = time.perf_counter()
+        raw, _ = read_obs_file(path)
+        t_read = time.perf_counter() - t
+    cols_gb = sum(getattr(raw, name).nbytes for name in COLUMNS) / 1e9
+    return {
+        "bench": "read-parquet", "n_obs": len(raw), "row_group_rows": row_group_rows, "read_s": round(t_read, 3),
+        "obs_per_s": round(n / t_read), "file_mb": round(size / 1e6, 1), "columns_gb": round(cols_gb, 3),
+        "peak_rss_gb": round(_peak_rss_gb(), 3), "rss_before_read_gb": round(rss_before, 3),
+        "cpus": os.cpu_count(), "load_avg_1m": round(os.getloadavg()[0], 2), "machine": platform.machine(),
+    }
