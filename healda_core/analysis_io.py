@@ -27,6 +27,7 @@ import netCDF4
 import numpy as np
 
 from healda_core import grid
+from healda_core.fileio import HDF5_LOCK
 from healda_core.static import write_healpix_crs
 
 LEVELS_HPA = (1000, 925, 850, 700, 600, 500, 400, 300, 250, 200, 150, 100, 50)
@@ -125,6 +126,11 @@ class AnalysisWriter:
 
     def __init__(self, path: str, level: int, frame_offsets_s: list[int], attrs: dict[str, object],
                  latlon: LatLonInterpolator | None = None, complevel: int = 4):
+        with HDF5_LOCK:
+            self._create(path, level, frame_offsets_s, attrs, latlon, complevel)
+
+    def _create(self, path: str, level: int, frame_offsets_s: list[int], attrs: dict[str, object],
+                latlon: LatLonInterpolator | None, complevel: int) -> None:
         self.level, self.latlon = level, latlon
         self.offsets = [int(o) for o in frame_offsets_s]
         self.framed = len(self.offsets) > 1
@@ -206,20 +212,60 @@ class AnalysisWriter:
         if not self.framed:
             data = data[:, 0]
         sl = slice(self.n, self.n + b)
-        self.ds.variables["time"][sl] = np.asarray(analysis_s, np.int64)
-        if self.framed:
-            self.ds.variables["valid_time"][sl] = np.asarray(analysis_s, np.int64)[:, None] + np.asarray(self.offsets)
         ch_axis = 2 if self.framed else 1
-        for nc, ch in self.vars:
-            nc[sl] = np.take(data, np.arange(N_CHANNELS)[ch], axis=ch_axis).astype(np.float32)
+        with HDF5_LOCK:
+            self.ds.variables["time"][sl] = np.asarray(analysis_s, np.int64)
+            if self.framed:
+                self.ds.variables["valid_time"][sl] = (np.asarray(analysis_s, np.int64)[:, None]
+                                                       + np.asarray(self.offsets))
+            for nc, ch in self.vars:
+                nc[sl] = np.take(data, np.arange(N_CHANNELS)[ch], axis=ch_axis).astype(np.float32)
         self.n += b
 
+    def set_attrs(self, attrs: dict[str, object]) -> None:
+        """Add or replace global attributes (those known only once every analysis is written)."""
+        with HDF5_LOCK:
+            self.ds.setncatts(attrs)
+
     def close(self) -> None:
-        if self.ds.isopen():
-            self.ds.close()
+        with HDF5_LOCK:
+            if self.ds.isopen():
+                self.ds.close()
 
     def __enter__(self) -> AnalysisWriter:  # noqa: PYI034
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def read_fields(ds: netCDF4.Dataset, i: int) -> np.ndarray:
+    """Fields (frames, 74, ...) of time index ``i`` of an analysis file, in model channel order."""
+    framed = "frame" in ds.dimensions
+    parts = []
+    for v in ATMOS_VARS:
+        a = np.asarray(ds.variables[v.name][i])
+        parts.append(a if framed else a[None])
+    for v in SURFACE_VARS:
+        a = np.asarray(ds.variables[v.name][i])
+        parts.append((a if framed else a[None])[:, None])
+    return np.concatenate(parts, axis=1)
+
+
+def merge_analyses(parts: list[str], out: str, level: int, frame_offsets_s: list[int], attrs: dict[str, object],
+                   latlon: LatLonInterpolator | None = None, complevel: int = 4) -> None:
+    """Write the analyses of the files ``parts`` (same grid and frames) into ``out``, in time order.
+
+    ``latlon``: the grid of lat-lon parts (their fields are already on it and are copied as they are).
+    """
+    dss = [netCDF4.Dataset(p) for p in parts]
+    try:
+        index = sorted((int(t), r, i) for r, ds in enumerate(dss)
+                       for i, t in enumerate(np.asarray(ds.variables["time"][:], np.int64)))
+        with AnalysisWriter(out, level, frame_offsets_s, attrs, latlon, complevel) as w:
+            w.latlon = None  # the parts are already on the target grid
+            for t, r, i in index:
+                w.write(np.asarray([t]), read_fields(dss[r], i)[None])
+    finally:
+        for ds in dss:
+            ds.close()

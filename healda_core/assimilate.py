@@ -1,8 +1,12 @@
 """Run HealDA over packed observation files and write CF analyses (``healda assimilate``).
 
-Steps per batch of analysis times: read the packed observations (features computed on the device), broadcast
-the static inputs over the frames, run the model (bf16 autocast on CUDA, float32 on CPU), keep the last
-frame(s), de-normalise with the ERA5 statistics, reorder PAD_XY → NEST and append to the output file.
+The model is loaded once for every analysis time of every packed file. Steps per batch of analysis times:
+read and decode the packed observations (a background thread, one batch ahead, into pinned memory on CUDA),
+copy them to the device (asynchronous) and compute the features there, broadcast the static inputs over the
+frames, run the model (bf16 autocast on CUDA, float32 on CPU), keep the last frame(s), de-normalise with the
+ERA5 statistics, reorder PAD_XY → NEST, and hand the fields to a background writer thread that appends them
+to the output (and regrids the lat-lon product). Outputs are temporary files renamed when everything,
+including the checkpoint's weight hash (checked in the background while the model runs), has succeeded.
 
 Under ``torchrun`` (or ``srun``) the analysis times are split across ranks (round-robin over the time-sorted
 list). Each rank writes a part file; rank 0 merges them into the output in time order (or, with
@@ -16,27 +20,31 @@ import json
 import os
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import netCDF4
 import numpy as np
 import torch
 
 from healda_core import grid
-from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolator, era5_stats
+from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolator, era5_stats, merge_analyses
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
-from healda_core.fileio import atomic_output, check_writable, history_entry, open_netcdf
+from healda_core.fileio import HDF5_LOCK, atomic_output, check_writable, history_entry
 from healda_core.model.attention import spatial_attention_backend
 from healda_core.model.compile_policy import OFF, compile_env, inference_compile, whole_blocks_wanted
+from healda_core.pipeline import BackgroundWriter, Prefetcher
+
+Item = tuple[int, str, int]  # (analysis time s, packed file, index in the file)
 
 
 @dataclass
 class AssimilateResult:
-    """What :func:`assimilate` did."""
+    """What :func:`assimilate` did. ``timings``: one dict per batch, seconds: ``read`` (decode, background),
+    ``wait`` (the loop waiting for it), ``h2d`` (copy + features), ``forward``, ``write`` (background)."""
 
     outputs: list[str]
     analyses: int
@@ -46,11 +54,19 @@ class AssimilateResult:
     forward_ms: list[float] = field(default_factory=list)
     peak_memory_gib: float | None = None
     n_obs: int = 0
+    checkpoint_s: float = 0.0  # checkpoint read, model build (the hash check runs in the background)
+    first_analysis_s: float = 0.0  # from the call to the first analysis written
+    timings: list[dict[str, float]] = field(default_factory=list)
 
 
 # Compiling the block regions costs ~8 s once per process on an H200 and saves ~0.5 s per 1.5 B forward
-# (docs/benchmarks.md), so assimilate compiles only when at least this many forwards follow (HEALDA_COMPILE wins).
+# (docs/benchmarks.md), so assimilate compiles from the second forward on when at least this many follow
+# (the first stays eager so that the first analysis comes quickly; HEALDA_COMPILE wins).
 COMPILE_MIN_FORWARDS = 16
+
+
+def _compile_now(index: int, n_batches: int) -> bool:
+    return index > 0 and n_batches - index >= COMPILE_MIN_FORWARDS
 
 
 def _compile_mode(dev: torch.device) -> str:
@@ -60,7 +76,9 @@ def _compile_mode(dev: torch.device) -> str:
         return "none"
     if whole_blocks_wanted():
         return "whole blocks, coordinate-descent tuned"
-    return "block regions" if env is not None else f"block regions when >= {COMPILE_MIN_FORWARDS} forwards follow"
+    if env is not None:
+        return "block regions"
+    return f"block regions from the second forward when >= {COMPILE_MIN_FORWARDS} follow"
 
 
 def _sha256(path: str | os.PathLike) -> str:
@@ -69,23 +87,6 @@ def _sha256(path: str | os.PathLike) -> str:
         for block in iter(lambda: fh.read(1 << 22), b""):
             h.update(block)
     return h.hexdigest()
-
-
-def packed_header(path: str | os.PathLike) -> dict[str, Any]:
-    """Global attributes and analysis times of a packed file (no observation is read)."""
-    from healda_core.obs.packed import OBS_VARS
-    from healda_core.obs.packed_check import check_analysis_times, packed_layout, reading
-
-    ds = open_netcdf(path)
-    ds.set_auto_maskandscale(False)  # fill values are handled explicitly (a damaged attribute cannot mask data)
-    with ds, reading(path, None):
-        lay = packed_layout(ds, path, OBS_VARS)
-        attrs = {k: ds.getncattr(k) for k in ds.ncattrs()}
-        with reading(path, "analysis_time"):
-            attrs["_analysis_time"] = np.asarray(ds.variables["analysis_time"][:]).astype(np.int64)
-        check_analysis_times(attrs["_analysis_time"], path)
-        attrs["_n_obs"] = lay.n_obs
-    return attrs
 
 
 def check_conventions(conv: dict[str, Any], config: dict[str, Any], attrs: dict[str, Any], path: object) -> None:
@@ -129,9 +130,9 @@ def resolve_device(device: str, dist: DistEnv) -> torch.device:
     return dev
 
 
-def _batches(items: list[tuple[int, str, int]], batch_size: int) -> list[list[tuple[int, str, int]]]:
+def _batches(items: list[Item], batch_size: int) -> list[list[Item]]:
     """Consecutive items of the same file, at most ``batch_size`` each."""
-    out: list[list[tuple[int, str, int]]] = []
+    out: list[list[Item]] = []
     for it in items:
         if out and len(out[-1]) < batch_size and out[-1][-1][1] == it[1]:
             out[-1].append(it)
@@ -148,18 +149,113 @@ def _latlon_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}.latlon{out.suffix}")
 
 
-def _read_back(ds: netCDF4.Dataset, i: int, framed: bool) -> np.ndarray:
-    """Fields (frames, 74, ...) of time index ``i`` of an analysis file (for merging rank parts)."""
-    from healda_core.analysis_io import ATMOS_VARS, SURFACE_VARS
+def _check_model_io(ck, path: object) -> None:
+    cfg, conv = ck.config, ck.conventions
+    if cfg["out_channels"] != N_CHANNELS or conv.get("output_variables") != "era5_13_levels_74":
+        raise CheckpointError(f"{path}: assimilate needs the 74 ERA5 output channels; the checkpoint has "
+                              f"out_channels={cfg['out_channels']} ({conv.get('output_variables')})")
+    if cfg["in_channels"] != 2:
+        raise CheckpointError(f"{path}: assimilate provides 2 static inputs (orog, lfrac); the checkpoint has "
+                              f"in_channels={cfg['in_channels']}")
 
-    parts = []
-    for v in ATMOS_VARS:
-        a = np.asarray(ds.variables[v.name][i])
-        parts.append(a if framed else a[None])
-    for v in SURFACE_VARS:
-        a = np.asarray(ds.variables[v.name][i])
-        parts.append((a if framed else a[None])[:, None])
-    return np.concatenate(parts, axis=1)
+
+def _work_list(packed: Sequence[str | os.PathLike], ck) -> tuple[dict[str, dict], list[Item]]:
+    """Headers of the packed files (conventions checked against the checkpoint's) and every analysis, by time."""
+    from healda_core.obs.packed import packed_header
+
+    headers = {}
+    for p in packed:
+        h = packed_header(p)
+        check_conventions(ck.conventions, ck.config, h, p)
+        headers[str(p)] = h
+    items = sorted((int(t), str(p), i) for p, h in headers.items() for i, t in enumerate(h["_analysis_time"]))
+    times = [t for t, _, _ in items]
+    if len(set(times)) != len(times):
+        dup = sorted({t for t in times if times.count(t) > 1})
+        raise InputError(f"analysis times repeat across the packed files: {[str(np.datetime64(t, 's')) for t in dup]}")
+    if not items:
+        raise InputError("the packed files hold no analysis time")
+    return headers, items
+
+
+def _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s: int, n_t: int, n_frames: int) -> dict:
+    """Global attributes of the analysis file (the packed files' hashes are added when they are read)."""
+    from healda_core import __version__
+
+    info, cfg = model.checkpoint_info, ck.config
+    preset = info.get("preset", "")
+    return {
+        "Conventions": "CF-1.13", "title": "HealDA analysis", "institution": "healda",
+        "source": f"healda {__version__}; model={preset or 'HealDA v2 (VideoHealDA)'}; "
+                  f"checkpoint weights sha256={info['weights_sha256']}",
+        "references": "HealDA: arXiv 2601.17636", "history": history_entry(argv),
+        "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "healda_version": __version__, "healda_checkpoint": Path(ckpt).name,
+        "healda_checkpoint_weights_sha256": info["weights_sha256"],
+        "healda_checkpoint_format": info.get("format", ""), "healda_config": json.dumps(cfg, sort_keys=True),
+        "healda_packed_files": json.dumps([Path(p).name for p in packed]),
+        "healda_static_file": Path(static).name, "healda_static_sha256": _sha256(static),
+        "healda_device": str(dev), "healda_precision": "bf16 autocast" if dev.type == "cuda" else "float32",
+        "healda_pixel_order": "nest (reordered from the model's earth2grid PAD_XY)",
+        "time_coverage_start": str(np.datetime64(items[0][0] - step_s * (n_t - 1) - step_s // 2, "s")) + "Z",
+        "time_coverage_end": str(np.datetime64(items[-1][0] + step_s // 2, "s")) + "Z",
+        "assimilation_window": f"PT{step_s * n_t // 3600}H ({n_t} frames of PT{step_s // 3600}H)",
+        "healda_frames_written": np.int32(n_frames),
+    }
+
+
+def _host_alloc(dev: torch.device) -> Callable[[int, np.dtype], object] | None:
+    """Where the reader decodes columns: pinned CPU tensors for CUDA (16-bit ids as int16: same bits, < 1024)."""
+    if dev.type != "cuda":
+        return None
+    to_torch = {np.dtype(np.uint16): torch.int16, np.dtype(np.uint8): torch.uint8}
+
+    def alloc(n: int, dtype: np.dtype) -> torch.Tensor:
+        tdt = to_torch.get(np.dtype(dtype)) or torch.from_numpy(np.empty(0, dtype)).dtype
+        return torch.empty(n, dtype=tdt, pin_memory=True)
+    return alloc
+
+
+class _Runner:
+    """The loop's fixed inputs: model, static input, de-normalisation, reordering, timings."""
+
+    def __init__(self, model, cfg: dict, static: str | os.PathLike, dev: torch.device, n_frames: int):
+        from healda_core.static import load_static
+
+        self.model, self.dev, self.n_t, self.n_frames = model, dev, int(cfg["time_length"]), n_frames
+        with HDF5_LOCK:  # the reader thread may be reading a packed file
+            fields = load_static(static, int(cfg["level_in"]))
+        self.static_in = torch.as_tensor(fields, device=dev)
+        self.mean, self.std = (torch.as_tensor(a, dtype=torch.float32, device=dev)[:, None, None]
+                               for a in era5_stats())
+        self.perm = torch.as_tensor(np.array(grid.nest_to_padxy(int(cfg["level_in"]))), device=dev)
+
+    def _sync(self) -> float:
+        if self.dev.type == "cuda":
+            torch.cuda.synchronize(self.dev)
+        return time.perf_counter()
+
+    def __call__(self, p) -> tuple[np.ndarray, int, float, float]:
+        """Fields (b, frames, 74, npix) NEST, physical, of the read batch ``p``; obs count; h2d and forward s."""
+        from healda_core.obs.context import to_obs_context
+
+        t0 = self._sync()
+        ctx = to_obs_context(p, self.dev)
+        ft = p.frame_times()
+        day0 = ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
+        sod = torch.as_tensor((ft % 86400).astype(np.float32), device=self.dev)
+        doy = torch.as_tensor(((ft - day0) / 86400.0).astype(np.float32), device=self.dev)
+        b = len(p.analysis_s)
+        x = self.static_in[None, :, None, :].expand(b, -1, self.n_t, -1)
+        tt = torch.zeros(b, device=self.dev)
+        t1 = self._sync()
+        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.dev.type == "cuda" else nullcontext()
+        with torch.inference_mode(), amp:
+            y = self.model(x, tt, sod, doy, ctx)
+        t2 = self._sync()
+        y = y[:, :, self.n_t - self.n_frames:, :].float() * self.std + self.mean  # (b, 74, f, X) PAD_XY
+        y = y.index_select(-1, self.perm).permute(0, 2, 1, 3).contiguous()  # NEST, (b, f, 74, X)
+        return y.cpu().numpy(), int(ctx.obs.shape[0]), t1 - t0, t2 - t1
 
 
 def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, static: str | os.PathLike,
@@ -174,15 +270,12 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
         frames: number of last frames to write (1 = the analysis; ``None`` = all ``time_length`` frames).
         lat_lon: also write ``<stem>.latlon.nc`` on a regular grid of this spacing (degrees).
         verify: check the checkpoint's weights against its ``weights_sha256`` (False accepts a header without one).
-        progress: called with (done, total) analyses after each batch. log: message sink (stderr).
+        progress: called with (done, total) analyses after each batch is written. log: message sink (stderr).
 
     Raises:
         CheckpointError, InputError (exit 3), UsageError (2), AcceleratorError (4).
     """
-    from healda_core import __version__
-    from healda_core.checkpoint import build_model, read_checkpoint
-    from healda_core.obs.packed import load_batch
-    from healda_core.static import load_static
+    from healda_core.kernels.tuning import no_timing_unless_asked
 
     t_start = time.perf_counter()
     log = log or (lambda m: None)
@@ -197,127 +290,94 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
         for p in final_outputs:
             check_writable(p, overwrite)
     dev = resolve_device(device, dist)
+    with no_timing_unless_asked():
+        return _run(packed, ckpt, static, final_outputs, dev, dist, t_start, batch_size=batch_size, frames=frames,
+                    lat_lon=lat_lon, overwrite=overwrite, per_rank=per_rank, complevel=complevel, verify=verify,
+                    argv=argv, progress=progress, log=log)
 
-    # ---- checkpoint, conventions, static input
-    ck = read_checkpoint(ckpt, verify=verify)
-    cfg, conv = ck.config, ck.conventions
-    if cfg["out_channels"] != N_CHANNELS or conv.get("output_variables") != "era5_13_levels_74":
-        raise CheckpointError(f"{ckpt}: assimilate needs the 74 ERA5 output channels; the checkpoint has "
-                              f"out_channels={cfg['out_channels']} ({conv.get('output_variables')})")
-    if cfg["in_channels"] != 2:
-        raise CheckpointError(f"{ckpt}: assimilate provides 2 static inputs (orog, lfrac); the checkpoint has "
-                              f"in_channels={cfg['in_channels']}")
-    headers = {}
-    for p in packed:
-        h = packed_header(p)
-        check_conventions(conv, cfg, h, p)
-        headers[str(p)] = h
-    n_t = int(cfg["time_length"])
+
+def _read_checkpoint(ckpt: str | os.PathLike, dev: torch.device, verify: bool):
+    """The checkpoint, its tensors read straight to ``dev``; the weight hash is checked in the background."""
+    from healda_core.checkpoint import read_checkpoint
+
+    ck = read_checkpoint(ckpt, verify="background" if verify else False, device=dev)
+    _check_model_io(ck, ckpt)
+    return ck
+
+
+def _reader(batches: list[list[Item]], dev: torch.device) -> Prefetcher:
+    """Reads and decodes the packed batches one ahead of the loop (into pinned memory for CUDA)."""
+    from healda_core.obs.packed import MODEL_COLUMNS, read_packed
+
+    alloc = _host_alloc(dev)
+
+    def read(batch: list[Item]):
+        return read_packed(batch[0][1], [i for _, _, i in batch], columns=MODEL_COLUMNS, alloc=alloc)
+    return Prefetcher(read, batches, depth=1)
+
+
+def _run(packed, ckpt, static, final_outputs: list[Path], dev: torch.device, dist: DistEnv, t_start: float, *,
+         batch_size: int, frames: int | None, lat_lon: float | None, overwrite: bool, per_rank: bool,
+         complevel: int, verify: bool, argv: list[str] | None, progress, log) -> AssimilateResult:
+    from healda_core.checkpoint import build_model
+
+    ck = _read_checkpoint(ckpt, dev, verify)
+    cfg = ck.config
+    headers, items = _work_list(packed, ck)
+    n_t, level = int(cfg["time_length"]), int(cfg["level_in"])
     n_frames = n_t if frames is None else int(frames)
     if not 1 <= n_frames <= n_t:
         raise UsageError(f"--frames must be in 1..{n_t} (time_length), got {n_frames}")
     step_s = int(next(iter(headers.values())).get("frame_step_seconds", 21600))
     offsets = [-(n_frames - 1 - i) * step_s for i in range(n_frames)]
-    static_in = torch.as_tensor(load_static(static, int(cfg["level_in"])), device=dev)
-    mean, std = (torch.as_tensor(a, dtype=torch.float32, device=dev)[:, None, None] for a in era5_stats())
-    perm = torch.as_tensor(np.array(grid.nest_to_padxy(int(cfg["level_in"]))), device=dev)
-
-    # ---- the work list: every analysis, time-sorted, split across ranks
-    items = sorted((int(t), str(p), i) for p, h in headers.items() for i, t in enumerate(h["_analysis_time"]))
-    times = [t for t, _, _ in items]
-    if len(set(times)) != len(times):
-        dup = sorted({t for t in times if times.count(t) > 1})
-        raise InputError(f"analysis times repeat across the packed files: {[str(np.datetime64(t, 's')) for t in dup]}")
-    if not items:
-        raise InputError("the packed files hold no analysis time")
     mine = items[dist.rank::dist.world_size]
-    model = build_model(ck, device=dev)
-    del ck
-    if dev.type == "cuda" and whole_blocks_wanted():
-        model.dit.compile_blocks()
-    log(f"spatial attention: {spatial_attention_backend(dev)}; compilation: {_compile_mode(dev)}")
-    log(f"checkpoint {Path(ckpt).name}: {sum(p.numel() for p in model.parameters()):,} parameters on {dev}; "
-        f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world_size}: {len(mine)}" if dist.world_size > 1 else ""))
-
-    # ---- provenance
-    info = model.checkpoint_info
-    preset = info.get("preset", "")
-    attrs = {
-        "Conventions": "CF-1.13", "title": "HealDA analysis", "institution": "healda",
-        "source": f"healda {__version__}; model={preset or 'HealDA v2 (VideoHealDA)'}; "
-                  f"checkpoint weights sha256={info['weights_sha256']}",
-        "references": "HealDA: arXiv 2601.17636", "history": history_entry(argv),
-        "date_created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "healda_version": __version__, "healda_checkpoint": Path(ckpt).name,
-        "healda_checkpoint_weights_sha256": info["weights_sha256"],
-        "healda_checkpoint_format": info.get("format", ""), "healda_config": json.dumps(cfg, sort_keys=True),
-        "healda_packed_files": json.dumps([Path(p).name for p in packed]),
-        "healda_packed_sha256": json.dumps([_sha256(p) for p in packed]),
-        "healda_static_file": Path(static).name, "healda_static_sha256": _sha256(static),
-        "healda_device": str(dev), "healda_precision": "bf16 autocast" if dev.type == "cuda" else "float32",
-        "healda_pixel_order": "nest (reordered from the model's earth2grid PAD_XY)",
-        "time_coverage_start": str(np.datetime64(items[0][0] - step_s * (n_t - 1) - step_s // 2, "s")) + "Z",
-        "time_coverage_end": str(np.datetime64(items[-1][0] + step_s // 2, "s")) + "Z",
-        "assimilation_window": f"PT{step_s * n_t // 3600}H ({n_t} frames of PT{step_s // 3600}H)",
-        "healda_frames_written": np.int32(n_frames),
-    }
-    interp = LatLonInterpolator(int(cfg["level_in"]), lat_lon) if lat_lon else None
-    if interp is not None:
-        attrs_ll = {**attrs, "healda_regridding": f"bilinear on the sphere (healpy get_interp_weights) from HEALPix "
-                                                  f"level {cfg['level_in']} to {lat_lon}°"}
-
-    # ---- run
-    result = AssimilateResult(outputs=[], analyses=len(mine), frames=n_frames, device=str(dev), wall_s=0.0)
+    batches = _batches(mine, batch_size)
     gather = dist.world_size > 1 and not per_rank
     targets = [Path(p) for p in final_outputs]
     if gather:  # each rank writes a hidden part next to the output
         targets = [p.with_name(f".{p.name}.part{dist.rank:03d}") for p in final_outputs]
-    if dev.type == "cuda":
-        torch.cuda.reset_peak_memory_stats(dev)
-    done = 0
+    result = AssimilateResult(outputs=[], analyses=len(mine), frames=n_frames, device=str(dev), wall_s=0.0)
     with ExitStack() as stack:
+        reader = stack.enter_context(_reader(batches, dev))  # the first batch is read while the model is built
+        hashes = ThreadPoolExecutor(1, thread_name_prefix="healda-hash")
+        stack.callback(hashes.shutdown, wait=True, cancel_futures=True)
+        packed_sha = [hashes.submit(_sha256, p) for p in packed]
+        model = build_model(ck, device=dev)
+        if dev.type == "cuda" and whole_blocks_wanted():
+            model.dit.compile_blocks()
+        result.checkpoint_s = time.perf_counter() - t_start
+        log(f"spatial attention: {spatial_attention_backend(dev)}; compilation: {_compile_mode(dev)}")
+        log(f"checkpoint {Path(ckpt).name}: {sum(p.numel() for p in model.parameters()):,} parameters on {dev}; "
+            f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world_size}: {len(mine)}"
+                                        if dist.world_size > 1 else ""))
+        attrs = _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s, n_t, n_frames)
+        interp = LatLonInterpolator(level, lat_lon) if lat_lon else None
+        attrs_ll = None if interp is None else {
+            **attrs, "healda_regridding": f"bilinear on the sphere (healpy get_interp_weights) from HEALPix level "
+                                          f"{level} to {lat_lon}°"}
+        runner = _Runner(model, cfg, static, dev, n_frames)
+        if dev.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(dev)
         if gather:  # hidden part files, removed whatever happens; rank 0 merges them atomically
             tmp_paths = targets
             stack.callback(lambda: [t.unlink(missing_ok=True) for t in targets])
         else:
             tmp_paths = [stack.enter_context(atomic_output(p, overwrite)) for p in targets]
-        writers = [stack.enter_context(AnalysisWriter(str(tmp_paths[0]), int(cfg["level_in"]), offsets, attrs,
-                                                      complevel=complevel))]
+        writers = [stack.enter_context(AnalysisWriter(str(tmp_paths[0]), level, offsets, attrs, complevel=complevel))]
         if interp is not None:
-            writers.append(stack.enter_context(AnalysisWriter(str(tmp_paths[1]), int(cfg["level_in"]), offsets,
-                                                              attrs_ll, interp, complevel)))
-        batches = _batches(mine, batch_size)
-        stack.enter_context(inference_compile(len(batches) >= COMPILE_MIN_FORWARDS))
-        for batch in batches:
-            path = batch[0][1]
-            pb = load_batch(path, [i for _, _, i in batch], device=dev)
-            b = len(batch)
-            result.n_obs += int(pb.context.obs.shape[0])
-            x = static_in[None, :, None, :].expand(b, -1, n_t, -1)
-            tt = torch.zeros(b, device=dev)
-            amp = torch.autocast("cuda", dtype=torch.bfloat16) if dev.type == "cuda" else nullcontext()
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            t0 = time.perf_counter()
-            with torch.inference_mode(), amp:
-                y = model(x, tt, pb.second_of_day.float(), pb.day_of_year.float(), pb.context)
-            if dev.type == "cuda":
-                torch.cuda.synchronize(dev)
-            result.forward_ms.append((time.perf_counter() - t0) * 1e3)
-            y = y[:, :, n_t - n_frames:, :].float() * std + mean  # (b, 74, f, X) physical, PAD_XY
-            y = y.index_select(-1, perm).permute(0, 2, 1, 3).contiguous()  # NEST, (b, f, 74, X)
-            fields = y.cpu().numpy()
-            tb = np.asarray([t for t, _, _ in batch], np.int64)
-            for w in writers:
-                w.write(tb, fields)
-            done += b
-            if progress:
-                progress(done, len(mine))
+            writers.append(stack.enter_context(AnalysisWriter(str(tmp_paths[1]), level, offsets, attrs_ll, interp,
+                                                              complevel)))
+        _loop(runner, reader, len(batches), writers, stack, result, t_start, progress)
+        ck.wait_verified()  # a corrupt checkpoint leaves no output
+        sha = json.dumps([f.result() for f in packed_sha])
         for w in writers:
+            w.set_attrs({"healda_packed_sha256": sha})
             w.close()
         if gather:
-            _merge(final_outputs, targets, dist, overwrite, int(cfg["level_in"]), offsets, attrs,
-                   attrs_ll if interp is not None else None, interp, complevel)
+            for a in (attrs, attrs_ll):
+                if a is not None:
+                    a["healda_packed_sha256"] = sha
+            _gather(final_outputs, dist, overwrite, level, offsets, attrs, attrs_ll, interp, complevel)
     if dev.type == "cuda":
         result.peak_memory_gib = torch.cuda.max_memory_allocated(dev) / 2**30
     result.outputs = [str(p) for p in final_outputs] if (dist.rank == 0 or per_rank) else []
@@ -325,9 +385,44 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     return result
 
 
-def _merge(finals: list[Path], targets: list[Path], dist: DistEnv, overwrite: bool,
-           level: int, offsets: list[int], attrs: dict, attrs_ll: dict | None, interp: LatLonInterpolator | None,
-           complevel: int) -> None:
+def _loop(runner: _Runner, reader: Prefetcher, n_batches: int, writers: list[AnalysisWriter], stack: ExitStack,
+          result: AssimilateResult, t_start: float, progress) -> None:
+    """Run each batch as the reader hands it over and write behind; the writer thread is stopped and joined
+    when this raises (the caller's ``stack`` does the same for the reader)."""
+    total = result.analyses
+    done = [0]
+    written_at: list[float] = []
+
+    def write(times: np.ndarray, fields: np.ndarray) -> None:
+        for w in writers:
+            w.write(times, fields)
+        written_at.append(time.perf_counter())
+        done[0] += len(times)
+        if progress:
+            progress(done[0], total)
+
+    writer = stack.enter_context(BackgroundWriter(write, depth=2))
+    it = iter(reader)
+    for k in range(n_batches):
+        t0 = time.perf_counter()
+        batch, p, read_s = next(it)
+        wait_s = time.perf_counter() - t0
+        with inference_compile(_compile_now(k, n_batches)):
+            fields, n_obs, h2d_s, fwd_s = runner(p)
+        del p
+        result.n_obs += n_obs
+        result.forward_ms.append(fwd_s * 1e3)
+        result.timings.append({"analyses": len(batch), "n_obs": n_obs, "read": read_s, "wait": wait_s,
+                               "h2d": h2d_s, "forward": fwd_s})
+        writer.put(np.asarray([t for t, _, _ in batch], np.int64), fields)
+    writer.finish()
+    for row, s in zip(result.timings, writer.seconds):
+        row["write"] = s
+    result.first_analysis_s = written_at[0] - t_start if written_at else 0.0
+
+
+def _gather(finals: list[Path], dist: DistEnv, overwrite: bool, level: int, offsets: list[int], attrs: dict,
+            attrs_ll: dict | None, interp: LatLonInterpolator | None, complevel: int) -> None:
     """Gather the ranks' part files into the final files on rank 0 (time order); parts are removed by the caller."""
     import torch.distributed as tdist
 
@@ -338,20 +433,10 @@ def _merge(finals: list[Path], targets: list[Path], dist: DistEnv, overwrite: bo
         tdist.barrier()
         if dist.rank == 0:
             for k, final in enumerate(finals):
-                parts = [final.with_name(f".{final.name}.part{r:03d}") for r in range(dist.world_size)]
-                dss = [netCDF4.Dataset(p) for p in parts]
-                try:
-                    index = sorted((int(t), r, i) for r, ds in enumerate(dss)
-                                   for i, t in enumerate(np.asarray(ds.variables["time"][:], np.int64)))
-                    with atomic_output(final, overwrite) as tmp:
-                        a = attrs if k == 0 else attrs_ll
-                        with AnalysisWriter(str(tmp), level, offsets, a, None if k == 0 else interp, complevel) as w:
-                            w.latlon = None  # parts are already on the target grid
-                            for t, r, i in index:
-                                w.write(np.asarray([t]), _read_back(dss[r], i, len(offsets) > 1)[None])
-                finally:
-                    for ds in dss:
-                        ds.close()
+                parts = [str(final.with_name(f".{final.name}.part{r:03d}")) for r in range(dist.world_size)]
+                with atomic_output(final, overwrite) as tmp:
+                    merge_analyses(parts, str(tmp), level, offsets, attrs if k == 0 else attrs_ll,
+                                   None if k == 0 else interp, complevel)
         tdist.barrier()
     finally:
         if own:

@@ -19,10 +19,15 @@ import re
 import shlex
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 from healda_core.errors import UsageError
+
+#: netCDF-C and HDF5 (as the wheels of netCDF4 and h5py ship them) are not thread-safe, and netCDF4 releases
+#: the GIL: threads that may run at the same time hold this lock around every call into either library
+HDF5_LOCK = threading.RLock()
 
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:

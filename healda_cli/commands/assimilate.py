@@ -86,7 +86,11 @@ def assimilate(
     if json_out:
         console.emit_json({"outputs": res.outputs, "analyses": res.analyses, "frames": res.frames,
                            "device": res.device, "n_obs": res.n_obs, "wall_s": round(res.wall_s, 3),
-                           "forward_ms": [round(x, 2) for x in fwd], "peak_memory_gib": res.peak_memory_gib})
+                           "checkpoint_s": round(res.checkpoint_s, 3),
+                           "first_analysis_s": round(res.first_analysis_s, 3),
+                           "forward_ms": [round(x, 2) for x in fwd], "peak_memory_gib": res.peak_memory_gib,
+                           "timings": [{k: round(v, 4) if isinstance(v, float) else v for k, v in row.items()}
+                                       for row in res.timings]})
     else:
         for p in res.outputs:
             console.emit_path(p)

@@ -23,6 +23,7 @@ import tarfile
 import tempfile
 import zipfile
 import zlib
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from healda_core.checkpoint.format import (
     now_iso,
     read_raw_header,
     save_safetensors,
+    verify_in_background,
     weights_sha256,
 )
 from healda_core.checkpoint.state_dict import (  # noqa: F401 - re-exported: convert is the public module
@@ -73,6 +75,12 @@ class LoadedCheckpoint:
     extra: dict[str, str] = field(default_factory=dict)
     known_sha256: str | None = None  # weights hash already verified on read (safetensors)
     hash_verified: bool = False  # True when a stored weights_sha256 was checked against the data on read
+    verification: Future | None = None  # a background hash check still running (read_checkpoint verify="background")
+
+    def wait_verified(self) -> None:
+        """Wait for a background hash check; raise :class:`CheckpointError` if the weights are corrupt."""
+        if self.verification is not None:
+            self.verification.result()
 
     def sha256(self) -> str:
         """:func:`weights_sha256` of the state_dict (the verified header value when unchanged)."""
@@ -265,14 +273,17 @@ def _is_tar(p: Path) -> bool:
 
 
 def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = None,
-                    verify: bool = True) -> LoadedCheckpoint:
+                    verify: bool | str = True, device: str | torch.device = "cpu") -> LoadedCheckpoint:
     """Read any supported checkpoint, validate it, and return it in canonical (model) key order.
 
     ``config`` overrides the configuration stored in the file (required for plain state_dicts). The
     configuration is checked (:mod:`~healda_core.model.config_rules`) and compared with the tensors before any
     model is built; a healda safetensors header is checked before its tensors are read. ``verify=False`` skips
     the weight hash (a missing ``weights_sha256`` is otherwise refused); ``LoadedCheckpoint.hash_verified``
-    records which happened.
+    records which happened. ``verify="background"`` checks the hash of a safetensors file in a thread (the
+    data are hashed straight from the mapped file): call :meth:`LoadedCheckpoint.wait_verified` before
+    trusting anything computed with the weights. ``device``: where a safetensors file's tensors are read to
+    (other formats load on the CPU).
     """
     p = Path(path)
     if not p.is_file():
@@ -281,16 +292,18 @@ def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = Non
         raise CheckpointError(f"{p}: empty file")
     extra: dict[str, str] = {}
     conventions = None
-    verified_sha = None
+    verified_sha, pending = None, None
     if is_safetensors(p):
         table = read_raw_header(p)
         header = CheckpointHeader.from_metadata(p, table.get("__metadata__"))
         cfg = resolve_config(config or header.config, p,
                              {k: tuple(v["shape"]) for k, v in table.items() if k != "__metadata__"})
-        sd, header = load_safetensors(p, verify=verify)
+        sd, header = load_safetensors(p, verify=verify, device=device)
         fmt, conventions = "healda-safetensors", header.conventions
         extra = dict(header.extra)
         verified_sha = header.weights_sha256 if verify else None
+        if verify == "background":
+            pending = verify_in_background(p, header.weights_sha256)
     else:
         sd, cfg, fmt, extra = _read_torch_container(p, config)
         if cfg is None:
@@ -306,7 +319,7 @@ def read_checkpoint(path: str | os.PathLike, config: dict[str, Any] | None = Non
     extra.setdefault("source", fmt)
     ck = LoadedCheckpoint(state_dict=sd, config=cfg, conventions=conv, source_format=fmt, path=str(p), extra=extra,
                           hash_verified=verified_sha is not None)
-    ck.known_sha256 = verified_sha
+    ck.known_sha256, ck.verification = verified_sha, pending
     return ck
 
 

@@ -137,6 +137,69 @@ def weights_sha256(state_dict: dict[str, torch.Tensor]) -> str:
     return h.hexdigest()
 
 
+#: safetensors dtype names → the torch dtypes whose names :func:`weights_sha256` hashes
+_ST_DTYPES = {"F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+              "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+              "BOOL": torch.bool}
+
+
+def file_weights_sha256(path: str | os.PathLike) -> str:
+    """:func:`weights_sha256` of a safetensors file's tensors, hashed from the mapped file (no copy)."""
+    import mmap
+
+    header = read_raw_header(path)
+    with open(path, "rb") as fh:
+        (n,) = struct.unpack("<Q", fh.read(8))
+        base = 8 + n
+        size = os.fstat(fh.fileno()).st_size
+        mm = mmap.mmap(fh.fileno(), 0, access=mmap.ACCESS_READ) if size > base else None
+        try:
+            buf = memoryview(mm) if mm is not None else memoryview(b"")
+            h = hashlib.sha256()
+            for name in sorted(k for k in header if k != "__metadata__"):
+                info = header[name]
+                dtype = _ST_DTYPES.get(info["dtype"])
+                if dtype is None:
+                    raise CheckpointError(f"{path}: tensor {name!r} has unsupported dtype {info['dtype']}")
+                lo, hi = (int(x) for x in info["data_offsets"])
+                h.update(name.encode())
+                h.update(str(dtype).encode())
+                h.update(json.dumps(list(info["shape"])).encode())
+                if hi > lo:
+                    h.update(buf[base + lo:base + hi])
+            buf.release()
+        finally:
+            if mm is not None:
+                mm.close()
+    return h.hexdigest()
+
+
+def verify_file(path: str | os.PathLike, expected: str) -> None:
+    """Raise :class:`CheckpointError` unless the file's weights hash to ``expected``."""
+    got = file_weights_sha256(path)
+    if got != expected:
+        raise CheckpointError(f"{path}: weight hash mismatch (header {expected[:12]}…, data {got[:12]}…): the "
+                              "file is corrupt")
+
+
+def verify_in_background(path: str | os.PathLike, expected: str):
+    """:func:`verify_file` in a daemon thread; returns a ``Future`` whose ``result()`` raises on a mismatch."""
+    import threading
+    from concurrent.futures import Future
+
+    fut: Future = Future()
+
+    def run() -> None:
+        try:
+            verify_file(path, expected)
+            fut.set_result(None)
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever waits
+            fut.set_exception(exc)
+
+    threading.Thread(target=run, name="healda-verify", daemon=True).start()
+    return fut
+
+
 def is_safetensors(path: str | os.PathLike) -> bool:
     """True if the file starts like a safetensors file (8-byte little-endian length, then ``{``)."""
     try:
@@ -221,26 +284,25 @@ def save_safetensors(path: str | os.PathLike, state_dict: dict[str, torch.Tensor
     os.chmod(path, 0o666 & ~umask)  # safetensors creates 0600 files; use the usual permissions
 
 
-def load_safetensors(path: str | os.PathLike, verify: bool = True) -> tuple[dict[str, torch.Tensor], CheckpointHeader]:
-    """Read a healda checkpoint; refuse a corrupt or truncated file, a hash mismatch, or (unless ``verify`` is
-    False) a header without ``weights_sha256``."""
+def load_safetensors(path: str | os.PathLike, verify: bool | str = True,
+                     device: str | torch.device = "cpu") -> tuple[dict[str, torch.Tensor], CheckpointHeader]:
+    """Read a healda checkpoint, its tensors straight to ``device``; refuse a corrupt or truncated file, a hash
+    mismatch, or (unless ``verify`` is False) a header without ``weights_sha256``. ``verify="background"``
+    leaves the hash itself to the caller (:func:`verify_in_background`)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     header = read_header(path)
-    try:
-        sd = load_file(str(path), device="cpu")
-    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"{path}: unreadable safetensors data ({str(exc).splitlines()[0]})") from None
     if verify and not header.weights_sha256:
         raise CheckpointError(f"{path}: the header has no weights_sha256, so the weights cannot be verified; "
                               "refused (`--skip-hash-check` on convert-ckpt or assimilate, verify=False in Python, loads them "
                               "unverified)")
-    if verify:
-        got = weights_sha256(sd)
-        if got != header.weights_sha256:
-            raise CheckpointError(f"{path}: weight hash mismatch (header {header.weights_sha256[:12]}…, data "
-                                  f"{got[:12]}…): the file is corrupt")
+    if verify is True:
+        verify_file(path, header.weights_sha256)
+    try:
+        sd = load_file(str(path), device=str(torch.device(device)))
+    except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
+        raise CheckpointError(f"{path}: unreadable safetensors data ({str(exc).splitlines()[0]})") from None
     return sd, header
 
 

@@ -117,14 +117,14 @@ def validate_state_dict(sd: dict[str, torch.Tensor], config: dict[str, Any], whe
         problems.append(f"floating tensors neither float32 nor bfloat16: {short_list(odd)}")
     if problems:
         raise CheckpointError(f"{where}: state_dict does not match the model configuration: " + "; ".join(problems))
-    got = sd[FREQS_KEY].float()
+    got = sd[FREQS_KEY].float().cpu()
     if not torch.allclose(got, freqs, rtol=1e-6, atol=0.0):
         raise CheckpointError(f"{where}: {FREQS_KEY} differs from its formula (1e-4)^(k/(n/2-1)) "
                               f"(max abs diff {float((got - freqs).abs().max()):.3g})")
     sd[FREQS_KEY] = freqs  # canonical float32 values
-    for k, v in sd.items():
-        if not torch.isfinite(v.float()).all():
-            raise CheckpointError(f"{where}: tensor {k!r} has NaN or infinite values")
+    bad = [k for k, v in sd.items() if not torch.isfinite(v).all()]  # on the tensors' device
+    if bad:
+        raise CheckpointError(f"{where}: tensor {bad[0]!r} has NaN or infinite values")
     return {k: sd[k] for k in ref}  # model order
 
 

@@ -112,6 +112,22 @@ def configure(cache_dir: str | os.PathLike | None = None, save: bool | None = No
             STATE.deterministic = deterministic
 
 
+@contextlib.contextmanager
+def no_timing_unless_asked() -> Iterator[None]:
+    """Within the block, kernels take a cached config or their default and time no candidate, unless
+    ``HEALDA_AUTOTUNE`` is set (``on`` then tunes, as everywhere). For short inference runs, where timing and
+    compiling every candidate costs more than the fastest config saves."""
+    asked = os.environ.get("HEALDA_AUTOTUNE", "").strip() != ""
+    with _LOCK:
+        before = STATE.deterministic
+        STATE.deterministic = before if asked else True
+    try:
+        yield
+    finally:
+        with _LOCK:
+            STATE.deterministic = before
+
+
 def cache_path() -> Path | None:
     """The cache file for this GPU, Triton version and kernel sources (None when no folder is set)."""
     if STATE.cache_dir is None:

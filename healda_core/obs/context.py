@@ -280,26 +280,38 @@ def features_v2(
     return out.T.contiguous()
 
 
+def _on(a, device: torch.device | str) -> Tensor:
+    """A packed column (NumPy array or CPU tensor, possibly pinned) on ``device``; the copy is asynchronous
+    from pinned memory, and a no-copy view on the CPU."""
+    t = a if isinstance(a, Tensor) else torch.from_numpy(np.ascontiguousarray(a))
+    return t.to(device, non_blocking=True)
+
+
 def packed_features(p: PackedObs, device: torch.device | str = "cpu") -> Float[Tensor, "N 50"]:
     """The 50 features_v2 of every packed observation, each relative to its own frame time."""
     counts = torch.as_tensor(p.counts, device=device)
     bucket = torch.repeat_interleave(torch.arange(counts.numel(), device=device), counts)
     ft = torch.as_tensor(p.frame_times().reshape(-1), device=device)
     tk = ft[torch.div(bucket, p.n_cell, rounding_mode="floor")]
-    col = {k: torch.as_tensor(v, device=device) for k, v in p.obs.items() if k not in ("global_channel",
-                                                                                         "global_platform", "obs_type")}
+    col = {k: _on(p.obs[k], device) for k in ("time", "lon", "lat", "height", "pressure_hpa", "scan_angle",
+                                               "sat_zenith", "solar_zenith")}
     return features_v2(tk, col["time"], col["lon"], col["lat"], col["height"], col["pressure_hpa"],
                        col["scan_angle"], col["sat_zenith"], col["solar_zenith"])
 
 
 def to_obs_context(p: PackedObs, device: torch.device | str = "cpu", build_group_map: bool = True) -> ObsContext:
-    """Build the :class:`ObsContext` directly from the stored (already sorted) arrays; no re-sort."""
+    """Build the :class:`ObsContext` directly from the stored (already sorted) arrays; no re-sort.
+
+    ``p.obs`` needs the :data:`~healda_core.obs.packed.MODEL_COLUMNS`, as NumPy arrays or CPU tensors (ids
+    may be stored as 16-bit integers of either sign; they are widened to int64 on ``device``).
+    """
     counts = torch.as_tensor(p.counts, device=device)
     cu = torch.zeros(counts.numel() + 1, dtype=torch.int32, device=device)
     cu[1:] = torch.cumsum(counts, 0).to(torch.int32)
-    as_long = lambda k: torch.as_tensor(p.obs[k].astype(np.int64), device=device)
+    as_long = lambda k: _on(p.obs[k].astype(np.int32) if isinstance(p.obs[k], np.ndarray)
+                            and p.obs[k].dtype == np.uint16 else p.obs[k], device).long()
     return ObsContext(
-        obs=torch.as_tensor(p.obs["value_norm"], device=device),
+        obs=_on(p.obs["value_norm"], device),
         float_metadata=packed_features(p, device),
         obs_type=as_long("obs_type"), channel=as_long("global_channel"), platform=as_long("global_platform"),
         cu_seqlens_k=cu, max_seqlen_k=int(p.counts.max()) if p.counts.size and p.n_obs else 0,

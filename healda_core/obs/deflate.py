@@ -10,6 +10,8 @@ while the main thread keeps gathering columns; the bytes are then stored unchang
 * :func:`deflate` writes a zlib stream (RFC 1950), which is what HDF5's deflate filter stores. Levels 1-3
   use ISA-L (the ``isal`` package, several times faster than zlib with a ratio at least as good on these
   columns); other levels, or a missing ``isal``, use the standard library's zlib.
+* :func:`decode_chunk` is the way back (inflate, unshuffle) for readers that fetch the stored bytes
+  themselves (``read_direct_chunk``) and decode the chunks of a column on every core.
 """
 
 from __future__ import annotations
@@ -45,6 +47,39 @@ def deflate(data: np.ndarray | bytes, level: int) -> bytes:
     if _isal is not None and 1 <= level <= 3:
         return _isal.compress(data, level)
     return zlib.compress(memoryview(data).cast("B") if isinstance(data, np.ndarray) else data, level)
+
+
+def inflate(data: bytes) -> bytes:
+    """The bytes of a zlib stream (ISA-L when available; both release the GIL)."""
+    return _isal.decompress(data) if _isal is not None else zlib.decompress(data)
+
+
+def unshuffle_into(raw: np.ndarray, out: np.ndarray) -> None:
+    """Undo :func:`shuffle_bytes`: the byte planes of ``raw`` (uint8, ``out.size * itemsize``) into ``out``."""
+    s, n = out.itemsize, out.size
+    if s == 1:
+        out.view(np.uint8)[:] = raw[:n]
+        return
+    planes = raw[: s * n].reshape(s, n)
+    dst = out.view(np.uint8).reshape(n, s)
+    for j in range(s):
+        dst[:, j] = planes[j]
+
+
+def decode_chunk(stored: bytes, chunk_len: int, dtype: np.dtype, deflated: bool, shuffled: bool) -> np.ndarray:
+    """One stored chunk back to its ``chunk_len`` elements of ``dtype`` (inflate, then unshuffle)."""
+    dtype = np.dtype(dtype)
+    try:
+        raw = np.frombuffer(inflate(stored) if deflated else stored, dtype=np.uint8)
+    except Exception as exc:  # zlib.error, isal_zlib.error: a damaged chunk
+        raise ValueError(f"stored chunk does not inflate ({exc})") from None
+    if raw.size != chunk_len * dtype.itemsize:
+        raise ValueError(f"stored chunk decodes to {raw.size} bytes, expected {chunk_len * dtype.itemsize}")
+    if not shuffled:
+        return raw.view(dtype)
+    out = np.empty(chunk_len, dtype)
+    unshuffle_into(raw, out)
+    return out
 
 
 def backend(level: int) -> str:
