@@ -44,7 +44,8 @@ Item = tuple[int, str, int]  # (analysis time s, packed file, index in the file)
 @dataclass
 class AssimilateResult:
     """What :func:`assimilate` did. ``timings``: one dict per batch, seconds: ``read`` (decode, background),
-    ``wait`` (the loop waiting for it), ``h2d`` (copy + features), ``forward``, ``write`` (background)."""
+    ``wait`` (the loop waiting for it), ``h2d`` (copy + features), ``forward``, ``write`` (background),
+    ``written`` (since the call, when the batch was written)."""
 
     outputs: list[str]
     analyses: int
@@ -416,8 +417,8 @@ def _loop(runner: _Runner, reader: Prefetcher, n_batches: int, writers: list[Ana
                                "h2d": h2d_s, "forward": fwd_s})
         writer.put(np.asarray([t for t, _, _ in batch], np.int64), fields)
     writer.finish()
-    for row, s in zip(result.timings, writer.seconds):
-        row["write"] = s
+    for row, s, at in zip(result.timings, writer.seconds, written_at):
+        row["write"], row["written"] = s, at - t_start
     result.first_analysis_s = written_at[0] - t_start if written_at else 0.0
 
 

@@ -151,7 +151,9 @@ def test_json_reports_the_breakdown_per_analysis(work):
     info = json.loads(res.stdout)
     assert info["analyses"] == 3 and len(info["timings"]) == 3
     for row in info["timings"]:
-        assert set(row) == {"analyses", "n_obs", "read", "wait", "h2d", "forward", "write"}
+        assert set(row) == {"analyses", "n_obs", "read", "wait", "h2d", "forward", "write", "written"}
         assert row["analyses"] == 1 and row["n_obs"] > 0 and min(row.values()) >= 0
+    written = [row["written"] for row in info["timings"]]
+    assert written == sorted(written) and written[0] == pytest.approx(info["first_analysis_s"], abs=1e-3)
     assert sum(r["n_obs"] for r in info["timings"]) == info["n_obs"]
     assert 0 < info["checkpoint_s"] <= info["first_analysis_s"] <= info["wall_s"]
