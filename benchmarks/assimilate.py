@@ -136,7 +136,7 @@ def print_run(i: int, row: dict) -> None:
               f"{t['written']:7.2f}", flush=True)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--preset", default="healda-v2", help="model preset of the random-weight checkpoint")
     ap.add_argument("--ckpt", default=None, help="an existing checkpoint instead of --preset")
@@ -151,7 +151,7 @@ def main() -> None:
     ap.add_argument("--work", default="/tmp/healda-bench-assimilate")
     ap.add_argument("--out", default=None, help="JSON result file")
     ap.add_argument("--smoke", action="store_true", help="healda-tiny, 3 analyses of 20,000 obs, CPU")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     if args.smoke:
         args.preset, args.analyses, args.n_obs, args.device, args.runs = "healda-tiny", 3, 20_000, "cpu", 1
         args.lat_lon = args.lat_lon and 10.0
@@ -181,8 +181,8 @@ def main() -> None:
         print_run(i, row)
     if args.out:
         Path(args.out).write_text(json.dumps(result, indent=1))
-    sys.exit(0 if all(r["rc"] == 0 for r in result["runs"]) else 1)
+    return result
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(0 if all(r["rc"] == 0 for r in main()["runs"]) else 1)

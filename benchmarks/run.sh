@@ -11,7 +11,7 @@
 #   forward     benchmarks/forward.py: 1.5 B forward, ours (whole blocks compiled) and the reference (needs .whl_ref)
 #   forward_cudnn  the same, ours only, spatial attention on cuDNN (HEALDA_SDPA=cudnn)
 #   train       benchmarks/train_step.py: 1.5 B training step, compiled blocks
-#   assimilate  benchmarks/assimilate.py (when present): healda assimilate end to end
+#   assimilate  benchmarks/assimilate.py: healda assimilate end to end over a batch of analyses
 #   tests       the GPU tests: pytest tests/kernels tests/gpu
 #
 # Result files record the GPU and the torch and triton versions; $OUT/gpu.txt adds nvidia-smi's view (driver).
@@ -57,10 +57,7 @@ for name in "${list[@]}"; do
                      --out "$OUT/forward_cudnn.json" "${args[@]}" ;;
     train) run train python3 benchmarks/train_step.py --compile --analytic-flops --steps 3 --warmup 2 --json \
              --out "$OUT/train.json" "${args[@]}" ;;
-    assimilate)
-      if [ -f benchmarks/assimilate.py ]; then
-        run assimilate python3 benchmarks/assimilate.py --out "$OUT/assimilate.json" "${args[@]}"
-      else echo "== assimilate: benchmarks/assimilate.py is not in this checkout"; false; fi ;;
+    assimilate) run assimilate python3 benchmarks/assimilate.py --out "$OUT/assimilate.json" "${args[@]}" ;;
     tests) run tests python3 -m pytest -q -p no:cacheprovider tests/kernels tests/gpu -rf "${args[@]}" ;;
     *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, tests)"; false ;;
   esac || status=1
