@@ -150,7 +150,7 @@ def test_compile_mode_in_words(monkeypatch):
 
     cuda, cpu = torch.device("cuda"), torch.device("cpu")
     monkeypatch.delenv("HEALDA_COMPILE", raising=False)
-    assert _compile_mode(cuda) == "block regions when >= 16 forwards follow" and _compile_mode(cpu) == "none"
+    assert _compile_mode(cuda) == "block regions from the second forward when >= 16 follow" and _compile_mode(cpu) == "none"
     monkeypatch.setenv("HEALDA_COMPILE", "tuned")
     assert _compile_mode(cuda) == "whole blocks, coordinate-descent tuned" and _compile_mode(cpu) == "none"
     monkeypatch.setenv("HEALDA_COMPILE", "0")
