@@ -313,6 +313,8 @@ def _reader(batches: list[list[Item]], dev: torch.device) -> Prefetcher:
     alloc = _host_alloc(dev)
 
     def read(batch: list[Item]):
+        if dev.type == "cuda":
+            torch.cuda.set_device(dev)  # per thread: pinned buffers belong to this rank's device
         return read_packed(batch[0][1], [i for _, _, i in batch], columns=MODEL_COLUMNS, alloc=alloc)
     return Prefetcher(read, batches, depth=1)
 
