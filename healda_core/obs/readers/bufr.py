@@ -25,7 +25,7 @@ import numpy as np
 
 from healda_core.errors import input_error
 from healda_core.obs import vocab
-from healda_core.obs.raw import NAT, RawObs, concat
+from healda_core.obs.raw import NAT, RawObs
 from healda_core.obs.readers.common import BUFR_MISSING, profile_keys
 
 MAGIC = b"BUFR"
@@ -167,15 +167,18 @@ def _classify(h) -> str | None:
 
 
 def _to_raw(path, rows: list[dict]) -> RawObs:
-    parts = []
-    for r in rows:
-        n = r["value"].size
-        otype = np.full(n, r["obs_type"], np.int64)
-        parts.append(RawObs.from_columns(
-            n, time_ns=r["time_ns"], lat=r["lat"], lon=r["lon"], value=r["value"], sensor=vocab.CONV,
-            channel=r["code"], pressure_hpa=r["pressure_hpa"], height=r["height"], obs_type=otype,
-            profile=profile_keys(path, r["station"], otype)))
-    raw = concat(parts) if parts else RawObs.from_columns(0)
+    """One :class:`RawObs` from the row dicts of every message (columns concatenated once)."""
+    if not rows:
+        raw = RawObs.from_columns(0)
+    else:
+        sizes = [r["value"].size for r in rows]
+        cat = {k: np.concatenate([r[k] for r in rows]) for k in ("time_ns", "lat", "lon", "value", "pressure_hpa",
+                                                                 "height", "station")}
+        otype = np.repeat([r["obs_type"] for r in rows], sizes).astype(np.int64)
+        code = np.repeat([r["code"] for r in rows], sizes)
+        station = cat.pop("station")
+        raw = RawObs.from_columns(len(otype), **cat, sensor=vocab.CONV, channel=code, obs_type=otype,
+                                  profile=profile_keys(path, station, otype))
     raw.sources = [str(path)]
     return raw
 
