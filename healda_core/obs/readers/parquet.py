@@ -49,21 +49,29 @@ def _channel_luts() -> tuple[np.ndarray, np.ndarray]:
     return s_lut, c_lut
 
 
-def _column(batch, name: str, dtype, fill) -> np.ndarray | None:
+def _column(batch, name: str, fill: int = 0) -> np.ndarray | None:
+    """Column ``name`` of a record batch as NumPy, without copies where possible.
+
+    Floats: nulls become NaN. Timestamps: int64 ns, nulls ``NAT``. Integers keep their type, nulls ``fill``
+    (which must fit the type).
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
     i = batch.schema.get_field_index(name)
     if i < 0:
         return None
     col = batch.column(i)
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
     if pa.types.is_timestamp(col.type):
-        col = pc.cast(col, pa.timestamp("ns", tz=col.type.tz)).cast(pa.int64())
-    elif pa.types.is_integer(col.type) and col.null_count:
-        col = col.cast(pa.int64())
-    if col.null_count:
+        if col.type.unit != "ns":
+            col = pc.cast(col, pa.timestamp("ns", tz=col.type.tz))
+        col = col.view(pa.int64())
+        fill = NAT
+    if col.null_count and not pa.types.is_floating(col.type):
+        if fill < 0 and pa.types.is_unsigned_integer(col.type):
+            col = col.cast(pa.int64())
         col = pc.fill_null(col, pa.scalar(fill, col.type))
-    return col.to_numpy(zero_copy_only=False).astype(dtype, copy=False)
+    return col.to_numpy(zero_copy_only=False)
 
 
 def read_parquet(path: str | os.PathLike) -> RawObs:
@@ -92,18 +100,19 @@ def read_parquet(path: str | os.PathLike) -> RawObs:
         for batch in pf.iter_batches(batch_size=BATCH_ROWS, columns=wanted, use_threads=True):
             s = slice(pos, pos + batch.num_rows)
             for src, dst in FLOATS.items():
-                col = _column(batch, src, np.float32, np.nan)
+                col = _column(batch, src)
                 cols[dst][s] = np.nan if col is None else col
-            cols["time_ns"][s] = _column(batch, "Absolute_Obs_Time", np.int64, NAT)
-            gch = np.clip(_column(batch, "Global_Channel_ID", np.int64, 65535), 0, 65535)
+            cols["time_ns"][s] = _column(batch, "Absolute_Obs_Time")
+            gch = _column(batch, "Global_Channel_ID", 65535)
+            gch = gch if gch.dtype == np.uint16 else np.clip(gch, 0, 65535).astype(np.uint16)
             cols["sensor"][s], cols["channel"][s] = s_lut[gch], c_lut[gch]
-            plat = _column(batch, "Platform_ID", np.int64, -1)
-            cols["platform"][s] = -1 if plat is None else np.where(plat < 0, -1, np.minimum(plat, 32767))
-            otype = _column(batch, "Observation_Type", np.int64, 0)
+            plat = _column(batch, "Platform_ID", -1)
+            cols["platform"][s] = -1 if plat is None else np.where((plat < 0) | (plat >= 32767), -1, plat)
+            otype = _column(batch, "Observation_Type", 0)
             cols["obs_type"][s] = 0 if otype is None else np.clip(otype, 0, 65535)
             for src, dst in FLAGS.items():
                 if dst in flags:
-                    flags[dst][s] = _column(batch, src, np.int32, -1)
+                    flags[dst][s] = _column(batch, src, -1)
             pos += batch.num_rows
     except (pa.ArrowException, OSError) as exc:
         raise input_error(path, None, f"cannot read row data, file truncated or corrupt ({exc})") from None
