@@ -1,7 +1,8 @@
 """Observation-space fit: an analysis (and optionally a background) at every conventional observation.
 
 :func:`fit_obs` reads conventional observations (raw files of any reader, after QC, or packed files), matches
-each to the nearest analysis time within ``±window`` (half-open ``[t − w, t + w)``), interpolates the analysis
+each to the nearest analysis time within ``±window`` (half-open ``[t − w, t + w)``; a background with a single
+time, a climatology, matches every observation), interpolates the analysis
 horizontally (bilinear on the sphere, :func:`grid.interp_weights`) and vertically (linear in log-pressure
 between the 13 levels), and writes O − A per observation in IODA vocabulary:
 
@@ -125,10 +126,14 @@ class Fields:
             self._cache = (i, {n: np.asarray(self.ds[n][idx], np.float64) for n in self.NEEDED})
         return self._cache[1]
 
-    def match(self, time_ns: np.ndarray, window_s: int) -> np.ndarray:
-        """Index of the nearest time with ``t − w ≤ obs < t + w`` (a single-time file matches everything); -1 none."""
-        if self.times.size == 1:
+    def match(self, time_ns: np.ndarray, window_s: int, any_time: bool = False) -> np.ndarray:
+        """Index of the nearest time with ``t − w ≤ obs < t + w``, -1 for none; with ``any_time`` a single-time
+        file (a climatology) matches every observation."""
+        if any_time and self.times.size == 1:
             return np.zeros(time_ns.shape, np.int64)
+        if self.times.size == 1:
+            dt = time_ns // 1_000_000_000 - self.times[0]
+            return np.where((dt >= -window_s) & (dt < window_s), 0, -1)
         t = time_ns // 1_000_000_000
         hi = np.clip(np.searchsorted(self.times, t, side="right"), 1, self.times.size - 1)
         lo = hi - 1
@@ -173,8 +178,8 @@ def model_equivalent(f: dict[str, np.ndarray], level: int, levels: np.ndarray, o
     return hx
 
 
-def _equivalents(fields: Fields, obs: ConvObs, window_s: int) -> np.ndarray:
-    match = fields.match(obs.time_ns, window_s)
+def _equivalents(fields: Fields, obs: ConvObs, window_s: int, any_time: bool = False) -> np.ndarray:
+    match = fields.match(obs.time_ns, window_s, any_time)
     hx = np.full(obs.value.shape, np.nan)
     for i in np.unique(match[match >= 0]):
         rows = np.flatnonzero(match == i)
@@ -273,8 +278,8 @@ def fit_obs(analysis: str | os.PathLike, observations: list[str | os.PathLike], 
     """Fit ``analysis`` (and ``background``) to conventional ``observations``; write ``output``; return the table.
 
     Args:
-        analysis, background: analysis-layout NetCDF files (healda analyses, nature runs, climatologies; a file
-            with one time matches every observation). observations: raw or packed observation files.
+        analysis, background: analysis-layout NetCDF files (healda analyses, nature runs, climatologies; a
+            background with one time matches every observation). observations: raw or packed observation files.
         window_s: half-width of the time window around each analysis time.
     """
     out = Path(output)
@@ -284,7 +289,7 @@ def fit_obs(analysis: str | os.PathLike, observations: list[str | os.PathLike], 
     bg = Fields(background) if background is not None else None
     try:
         hx = _equivalents(fields, obs, window_s)
-        hb = _equivalents(bg, obs, window_s) if bg is not None else None
+        hb = _equivalents(bg, obs, window_s, any_time=True) if bg is not None else None
     finally:
         fields.close()
         if bg is not None:

@@ -79,6 +79,11 @@ def test_fit_file_is_ioda_and_background_gives_omb(osse, tmp_path):
     summary, res = _fit(osse, osse / "obs.nc", "-o", tmp_path / "fit.nc", "--background", tmp_path / "clim.nc")
     row = _row(summary, "radiosonde", "t")
     assert row["omb_rmse"] > 1.5 * row["oma_rmse"] and "O-B rmse" in res.stderr
+    # as the analysis, the one-time file only fits the observations within its window (not all 30 hours)
+    as_analysis = runner.invoke(app, ["fit", str(tmp_path / "clim.nc"), str(osse / "obs.nc"), "-o",
+                                      str(tmp_path / "c.nc"), "--window", "1h", "--json"])
+    one = json.loads(as_analysis.stdout)
+    assert 0 < one["n_fitted"] < summary["n_fitted"] / 3 and one["not_fitted"]["outside_time_window"] > 0
     raw, fmt = read_obs_file(tmp_path / "fit.nc")  # the fit file reads back as IODA: its observations
     assert fmt == "ioda" and int(np.isfinite(raw.value).sum()) == summary["n_fitted"]
     with netCDF4.Dataset(tmp_path / "fit.nc") as ds:
