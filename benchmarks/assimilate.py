@@ -180,6 +180,9 @@ def main(argv: list[str] | None = None) -> dict:
 
     result: dict = {"env": env_info(), "args": vars(args)}
     print(json.dumps(result["env"]), flush=True)
+    if not (result["env"]["h5py"] and result["env"]["isal"]):
+        print("warning: without h5py and isal the packed files are written and read on one core (carry their "
+              "wheels: benchmarks/README.md)", flush=True)
     t0 = time.perf_counter()
     ckpt = Path(args.ckpt) if args.ckpt else make_checkpoint(work, args.preset, args.ckpt_dtype)
     cfg = read_header(ckpt).config if args.ckpt else preset_config(args.preset)
