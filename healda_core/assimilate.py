@@ -346,6 +346,7 @@ def _run(packed, ckpt, static, final_outputs: list[Path], dev: torch.device, dis
         stack.callback(hashes.shutdown, wait=True, cancel_futures=True)
         packed_sha = [hashes.submit(_sha256, p) for p in packed]
         model = build_model(ck, device=dev)
+        ck.state_dict = {}  # the model holds the weights now; the read copy would double their device memory
         if dev.type == "cuda" and whole_blocks_wanted():
             model.dit.compile_blocks()
         result.checkpoint_s = time.perf_counter() - t_start

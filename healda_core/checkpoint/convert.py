@@ -74,7 +74,8 @@ class LoadedCheckpoint:
     path: str
     extra: dict[str, str] = field(default_factory=dict)
     known_sha256: str | None = None  # weights hash already verified on read (safetensors)
-    hash_verified: bool = False  # True when a stored weights_sha256 was checked against the data on read
+    hash_verified: bool = False  # True when a stored weights_sha256 was checked against the data on read (or,
+    # with verify="background", is being checked: see wait_verified)
     verification: Future | None = None  # a background hash check still running (read_checkpoint verify="background")
 
     def wait_verified(self) -> None:
