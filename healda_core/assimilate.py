@@ -21,7 +21,7 @@ import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,11 +29,11 @@ from typing import Any
 import numpy as np
 import torch
 
-from healda_core import grid
-from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolator, era5_stats, merge_analyses
+from healda_core import inference
+from healda_core.analysis_io import N_CHANNELS, AnalysisWriter, LatLonInterpolator, merge_analyses
 from healda_core.distributed.env import DistEnv, detect
 from healda_core.errors import AcceleratorError, CheckpointError, InputError, UsageError
-from healda_core.fileio import HDF5_LOCK, atomic_output, check_writable, history_entry
+from healda_core.fileio import atomic_output, check_writable, history_entry
 from healda_core.model.attention import spatial_attention_backend
 from healda_core.model.compile_policy import OFF, compile_env, inference_compile, whole_blocks_wanted
 from healda_core.pipeline import BackgroundWriter, Prefetcher
@@ -205,60 +205,6 @@ def _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s: int, 
     }
 
 
-def _host_alloc(dev: torch.device) -> Callable[[int, np.dtype], object] | None:
-    """Where the reader decodes columns: pinned CPU tensors for CUDA (16-bit ids as int16: same bits, < 1024)."""
-    if dev.type != "cuda":
-        return None
-    to_torch = {np.dtype(np.uint16): torch.int16, np.dtype(np.uint8): torch.uint8}
-
-    def alloc(n: int, dtype: np.dtype) -> torch.Tensor:
-        tdt = to_torch.get(np.dtype(dtype)) or torch.from_numpy(np.empty(0, dtype)).dtype
-        return torch.empty(n, dtype=tdt, pin_memory=True)
-    return alloc
-
-
-class _Runner:
-    """The loop's fixed inputs: model, static input, de-normalisation, reordering, timings."""
-
-    def __init__(self, model, cfg: dict, static: str | os.PathLike, dev: torch.device, n_frames: int):
-        from healda_core.static import load_static
-
-        self.model, self.dev, self.n_t, self.n_frames = model, dev, int(cfg["time_length"]), n_frames
-        with HDF5_LOCK:  # the reader thread may be reading a packed file
-            fields = load_static(static, int(cfg["level_in"]))
-        self.static_in = torch.as_tensor(fields, device=dev)
-        self.mean, self.std = (torch.as_tensor(a, dtype=torch.float32, device=dev)[:, None, None]
-                               for a in era5_stats())
-        self.perm = torch.as_tensor(np.array(grid.nest_to_padxy(int(cfg["level_in"]))), device=dev)
-
-    def _sync(self) -> float:
-        if self.dev.type == "cuda":
-            torch.cuda.synchronize(self.dev)
-        return time.perf_counter()
-
-    def __call__(self, p) -> tuple[np.ndarray, int, float, float]:
-        """Fields (b, frames, 74, npix) NEST, physical, of the read batch ``p``; obs count; h2d and forward s."""
-        from healda_core.obs.context import to_obs_context
-
-        t0 = self._sync()
-        ctx = to_obs_context(p, self.dev)
-        ft = p.frame_times()
-        day0 = ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
-        sod = torch.as_tensor((ft % 86400).astype(np.float32), device=self.dev)
-        doy = torch.as_tensor(((ft - day0) / 86400.0).astype(np.float32), device=self.dev)
-        b = len(p.analysis_s)
-        x = self.static_in[None, :, None, :].expand(b, -1, self.n_t, -1)
-        tt = torch.zeros(b, device=self.dev)
-        t1 = self._sync()
-        amp = torch.autocast("cuda", dtype=torch.bfloat16) if self.dev.type == "cuda" else nullcontext()
-        with torch.inference_mode(), amp:
-            y = self.model(x, tt, sod, doy, ctx)
-        t2 = self._sync()
-        y = y[:, :, self.n_t - self.n_frames:, :].float() * self.std + self.mean  # (b, 74, f, X) PAD_XY
-        y = y.index_select(-1, self.perm).permute(0, 2, 1, 3).contiguous()  # NEST, (b, f, 74, X)
-        return y.cpu().numpy(), int(ctx.obs.shape[0]), t1 - t0, t2 - t1
-
-
 def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, static: str | os.PathLike,
                output: str | os.PathLike, *, device: str = "auto", batch_size: int = 1, frames: int | None = 1,
                lat_lon: float | None = None, overwrite: bool = False, per_rank: bool = False,
@@ -310,7 +256,7 @@ def _reader(batches: list[list[Item]], dev: torch.device) -> Prefetcher:
     """Reads and decodes the packed batches one ahead of the loop (into pinned memory for CUDA)."""
     from healda_core.obs.packed import MODEL_COLUMNS, read_packed
 
-    alloc = _host_alloc(dev)
+    alloc = inference.host_alloc(dev)
 
     def read(batch: list[Item]):
         if dev.type == "cuda":
@@ -359,7 +305,7 @@ def _run(packed, ckpt, static, final_outputs: list[Path], dev: torch.device, dis
         attrs_ll = None if interp is None else {
             **attrs, "healda_regridding": f"bilinear on the sphere (healpy get_interp_weights) from HEALPix level "
                                           f"{level} to {lat_lon}°"}
-        runner = _Runner(model, cfg, static, dev, n_frames)
+        runner = inference.AnalysisStep(model, cfg, static, dev, n_frames)
         if dev.type == "cuda":
             torch.cuda.reset_peak_memory_stats(dev)
         if gather:  # hidden part files, removed whatever happens; rank 0 merges them atomically
@@ -389,7 +335,7 @@ def _run(packed, ckpt, static, final_outputs: list[Path], dev: torch.device, dis
     return result
 
 
-def _loop(runner: _Runner, reader: Prefetcher, n_batches: int, writers: list[AnalysisWriter], stack: ExitStack,
+def _loop(runner: inference.AnalysisStep, reader: Prefetcher, n_batches: int, writers: list[AnalysisWriter], stack: ExitStack,
           result: AssimilateResult, t_start: float, progress) -> None:
     """Run each batch as the reader hands it over and write behind; the writer thread is stopped and joined
     when this raises (the caller's ``stack`` does the same for the reader)."""

@@ -91,7 +91,7 @@ def _left(d: Path, stem: str) -> list[str]:
 @pytest.mark.parametrize("where", ["read", "forward", "write"])
 def test_a_failure_mid_batch_leaves_no_output_and_no_thread(work, monkeypatch, where):
     import healda_core.analysis_io as aio
-    import healda_core.assimilate as core
+    import healda_core.inference as inference
     import healda_core.obs.packed as packed_mod
     from healda_core.errors import InputError
 
@@ -110,7 +110,7 @@ def test_a_failure_mid_batch_leaves_no_output_and_no_thread(work, monkeypatch, w
     if where == "read":
         monkeypatch.setattr(packed_mod, "read_packed", second_fails(packed_mod.read_packed))
     elif where == "forward":
-        monkeypatch.setattr(core._Runner, "__call__", second_fails(core._Runner.__call__))
+        monkeypatch.setattr(inference.AnalysisStep, "__call__", second_fails(inference.AnalysisStep.__call__))
     else:
         monkeypatch.setattr(aio.AnalysisWriter, "write", second_fails(aio.AnalysisWriter.write))
     stem = f"fail_{where}"

@@ -17,11 +17,11 @@ pytestmark = [pytest.mark.gpu,
 def test_batch_on_cuda_equals_one_at_a_time_and_decodes_into_pinned_memory(work, monkeypatch):  # noqa: F811
     import numpy as np
 
-    import healda_core.assimilate as core
+    import healda_core.inference as inference
 
     monkeypatch.setenv("HEALDA_COMPILE", "0")  # eager: compiled and eager forwards differ within bf16 rounding
     pinned = []
-    real_alloc = core._host_alloc
+    real_alloc = inference.host_alloc
 
     def recording(dev):
         alloc = real_alloc(dev)
@@ -32,7 +32,7 @@ def test_batch_on_cuda_equals_one_at_a_time_and_decodes_into_pinned_memory(work,
             return t
         return wrapped
 
-    monkeypatch.setattr(core, "_host_alloc", recording)
+    monkeypatch.setattr(inference, "host_alloc", recording)
     d = work["dir"]
     res = batch._assimilate(work, work["packed"], d / "gpu_all.nc", "--device", "cuda", "--lat-lon", 10)
     assert res.exit_code == 0, res.output
@@ -48,10 +48,10 @@ def test_batch_on_cuda_equals_one_at_a_time_and_decodes_into_pinned_memory(work,
 
 
 def test_forward_failure_on_cuda_leaves_nothing(work, monkeypatch):  # noqa: F811
-    import healda_core.assimilate as core
+    import healda_core.inference as inference
 
     calls = {"n": 0}
-    real = core._Runner.__call__
+    real = inference.AnalysisStep.__call__
 
     def second_fails(self, p):
         calls["n"] += 1
@@ -59,7 +59,7 @@ def test_forward_failure_on_cuda_leaves_nothing(work, monkeypatch):  # noqa: F81
             raise RuntimeError("forward failed (test)")
         return real(self, p)
 
-    monkeypatch.setattr(core._Runner, "__call__", second_fails)
+    monkeypatch.setattr(inference.AnalysisStep, "__call__", second_fails)
     res = batch._assimilate(work, work["packed"], work["dir"] / "gpu_fail.nc", "--device", "cuda", "--lat-lon", 10)
     assert res.exit_code == 1 and calls["n"] == 2
     assert batch._left(work["dir"], "gpu_fail") == [] and batch._no_pipeline_threads()
