@@ -218,8 +218,10 @@ class AnalysisWriter:
             if self.framed:
                 self.ds.variables["valid_time"][sl] = (np.asarray(analysis_s, np.int64)[:, None]
                                                        + np.asarray(self.offsets))
-            for nc, ch in self.vars:
-                nc[sl] = np.take(data, np.arange(N_CHANNELS)[ch], axis=ch_axis).astype(np.float32)
+        for nc, ch in self.vars:  # the lock per variable: a reader thread's chunk reads get in between
+            part = np.take(data, np.arange(N_CHANNELS)[ch], axis=ch_axis).astype(np.float32)
+            with HDF5_LOCK:
+                nc[sl] = part
         self.n += b
 
     def set_attrs(self, attrs: dict[str, object]) -> None:
