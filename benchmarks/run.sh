@@ -13,11 +13,15 @@
 #   train       benchmarks/train_step.py: 1.5 B training step, compiled blocks
 #   assimilate  benchmarks/assimilate.py: healda assimilate end to end over a batch of analyses
 #   tests       the GPU tests: pytest tests/kernels tests/gpu
+#   multigpu    benchmarks/multigpu.py under torchrun on 1, 2, 4, 8 GPUs (those the node has; GPUS="2 4" picks):
+#               DP × CP checks against one GPU, weak scaling of the 1.5 B step; merged into multigpu.json
+#
+# NVLink multicast stays off (NCCL_NVLS_ENABLE=0, TORCH_SYMM_MEM_DISABLE_MULTICAST=1, NVSHMEM_DISABLE_NVLS=1).
 #
 # Result files record the GPU and the torch and triton versions; $OUT/gpu.txt adds nvidia-smi's view (driver).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
-[ $# -ge 1 ] || { sed -n 2,17p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,21p "$0"; exit 2; }
 names=$1; shift
 OUT=${OUT:-$PWD/bench-out}
 mkdir -p "$OUT"
@@ -30,6 +34,7 @@ if [ ${#wheels[@]} -gt 0 ]; then
   python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
     "${wheels[@]}" > "$OUT/pip.log" 2>&1 || { echo "wheel install failed:"; tail "$OUT/pip.log"; }
 fi
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 export PYTHONPATH=/tmp/site:$PWD${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
 [ -d .gpu_shared ] && export HEALDA_SHARED=$PWD/.gpu_shared
 nvidia-smi --query-gpu=name,driver_version,clocks.max.sm,memory.total --format=csv > "$OUT/gpu.txt" 2>&1
@@ -58,8 +63,18 @@ for name in "${list[@]}"; do
     train) run train python3 benchmarks/train_step.py --compile --analytic-flops --steps 3 --warmup 2 --json \
              --out "$OUT/train.json" "${args[@]}" ;;
     assimilate) run assimilate python3 benchmarks/assimilate.py --out "$OUT/assimilate.json" "${args[@]}" ;;
+    multigpu)  # GPUS="1 2" limits the counts (one launch each); results of earlier calls merge with --summarize
+      ngpu=$(nvidia-smi -L 2>/dev/null | wc -l); rc=0
+      for k in ${GPUS:-1 2 4 8}; do
+        [ "$k" -le "$ngpu" ] || continue
+        run "multigpu_$k" python3 -m torch.distributed.run --standalone --nproc-per-node "$k" benchmarks/multigpu.py \
+          --out "$OUT/multigpu_$k.json" "${args[@]}" || rc=1
+      done
+      files=("$OUT"/multigpu_[0-9]*.json)
+      [ -f "${files[0]}" ] && python3 benchmarks/multigpu.py --summarize "${files[@]}" --out "$OUT/multigpu.json"
+      [ $rc -eq 0 ] && [ -f "${files[0]}" ] ;;
     tests) run tests python3 -m pytest -q -p no:cacheprovider tests/kernels tests/gpu -rf "${args[@]}" ;;
-    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, tests)"; false ;;
+    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, tests, multigpu)"; false ;;
   esac || status=1
 done
 exit $status

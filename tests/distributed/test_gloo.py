@@ -10,20 +10,18 @@ import json
 import pytest
 import torch
 
-from tests.distributed.workers import cp_model_worker, ddp_resume_worker, randomize_zero_params, spawn
+from tests.distributed.workers import cp_model_worker, ddp_resume_worker, spawn
 
 pytestmark = pytest.mark.slow
 
 
 def _single_process_step(tmp_path) -> dict:
-    from healda_core.train import Trainer, load_config
+    from healda_core.distributed.verify import trainer_step
+    from healda_core.train import load_config
     from tests.distributed.workers import trainer_overrides
 
     torch.set_num_threads(1)
-    tr = Trainer(load_config(None, trainer_overrides(["data.batch_size=2"])), tmp_path / "single")
-    randomize_zero_params(tr.model)
-    rec = tr.fit(max_steps=1)
-    return {"loss": rec["losses"][0], "state": tr.model.state_dict()}
+    return trainer_step(load_config(None, trainer_overrides(["data.batch_size=2"])), tmp_path / "single")
 
 
 @pytest.fixture(scope="module")

@@ -5,6 +5,9 @@ from __future__ import annotations
 import torch
 
 from healda_core import HealDA, prepare_obs_context
+from healda_core.distributed.verify import context_of, random_batch
+
+__all__ = ["context_of", "fixture_context", "fixture_model", "random_batch", "run_fixture", "tiny_config"]
 
 
 def fixture_model(fx: dict) -> HealDA:
@@ -34,28 +37,3 @@ def tiny_config(**over) -> dict:
                pixel_attn_n_kv_heads=2, pixel_attn_head_dim=8, drop_path=0.0)
     cfg.update(over)
     return cfg
-
-
-def random_batch(model: HealDA, b: int = 2, n_obs: int = 300, seed: int = 0):
-    """Random inputs and observations for ``model`` (B=b)."""
-    g = torch.Generator().manual_seed(seed)
-    t_len, xin, xm = model.time_length, model.npix_in, model.npix_model
-    meta = model.obs_tokenizer.meta_dim
-    x = torch.randn(b, model.in_channels, t_len, xin, generator=g)
-    t = torch.zeros(b)
-    sod = torch.randint(0, 86400, (b, t_len), generator=g).float()
-    doy = torch.rand(b, t_len, generator=g) * 365
-    bi = torch.randint(0, b, (n_obs,), generator=g)
-    ti = torch.randint(0, t_len, (n_obs,), generator=g)
-    pix = torch.randint(0, xm, (n_obs,), generator=g)
-    raw = dict(obs=torch.randn(n_obs, generator=g), float_metadata=torch.randn(n_obs, meta, generator=g),
-               obs_type=torch.randint(0, 1024, (n_obs,), generator=g),
-               channel=torch.randint(0, 1024, (n_obs,), generator=g),
-               platform=torch.randint(0, 1024, (n_obs,), generator=g),
-               flat_idx=(bi * t_len + ti) * xm + pix, t_idx=ti)
-    return x, t, sod, doy, raw
-
-
-def context_of(model: HealDA, raw: dict, b: int):
-    return prepare_obs_context(raw["obs"], raw["float_metadata"], raw["obs_type"], raw["channel"], raw["platform"],
-                               raw["flat_idx"], b * model.time_length * model.npix_model)
