@@ -406,6 +406,9 @@ def main(argv: list[str] | None = None) -> dict | None:
     a.work.mkdir(parents=True, exist_ok=True)
     checks = not a.skip_checks and env.world_size > 1
     refs = trainer_references(a, env, dev) if checks else None  # before any process group: one-GPU Trainer
+    if env.world_size == 1:  # init_distributed leaves one process without a group; the measurement uses one
+        dist.init_process_group(a.backend, init_method="env://" if "MASTER_ADDR" in os.environ else
+                                f"file://{a.work / 'rendezvous'}", rank=0, world_size=1)
     init_distributed(env, cp=1, device=dev.type)
     result = {"world": env.world_size, "env": env_info(dev), "smoke": a.smoke, "checks": {}, "scaling": []}
     if checks:
