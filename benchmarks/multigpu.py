@@ -307,14 +307,14 @@ def measure_layout(ts, model, opt, ps, a, compiled: bool, bf16: bool) -> dict:
             "all_to_all_ms": float(comm[0]), "all_reduce_ms": float(comm[1])}
 
 
-def scaling(a, env, dev) -> list[dict]:
+def scaling(a, env, dev, rows: list[dict], save=lambda: None) -> list[dict]:
+    """Append one row per layout to ``rows`` (calling ``save`` after each)."""
     from healda_core.distributed import init_distributed
 
     ts = _train_step_module()
     cuda = dev.type == "cuda"
     model, _, opt, _ = ts.build(argparse.Namespace(preset=a.preset, frames=8, device=str(dev), ac="selective",
                                                    compile=False))
-    rows = []
     layouts = [(env.world_size // c, c, False) for c in [1, *cp_sizes(env.world_size)]]
     if not a.no_compile:
         layouts.append((env.world_size, 1, True))  # last: compiling is in place
@@ -330,6 +330,7 @@ def scaling(a, env, dev) -> list[dict]:
             opt.zero_grad(set_to_none=True)
             torch.cuda.empty_cache()
         _log(f"scaling: {rows[-1]}")
+        save()
     return rows
 
 
@@ -415,14 +416,19 @@ def main(argv: list[str] | None = None) -> dict | None:
         result["checks"]["cp"] = check_cp(a, env, dev)
         result["checks"]["trainer"] = check_trainer(a, env, dev, refs)
         result["checks"]["assimilate"] = check_assimilate(a, env)
-    if not a.skip_scaling:
-        result["scaling"] = scaling(a, env, dev)
     gathered = [None] * env.world_size
     dist.all_gather_object(gathered, result["checks"])
+    for key in ("cp", "trainer"):
+        if key in result["checks"]:  # every rank's own comparison
+            result["checks"][key] = [row | {"rank": r} for r, g in enumerate(gathered) for row in g[key]]
+    def save() -> None:  # what is done survives a scaling run that dies (out of memory, time limit)
+        if env.rank == 0 and a.out:
+            _write(a.out, result)
+
+    save()
+    if not a.skip_scaling:
+        scaling(a, env, dev, result["scaling"], save)
     if env.rank == 0:
-        for key in ("cp", "trainer"):
-            if key in result["checks"]:  # every rank's own comparison
-                result["checks"][key] = [row | {"rank": r} for r, g in enumerate(gathered) for row in g[key]]
         if a.out:
             _write(a.out, result)
         s = summarize([a.out]) if a.out else None
