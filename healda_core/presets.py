@@ -10,7 +10,8 @@ observations at ``level_model`` (``healda pack-obs --level``).
 | ``healda-v2`` | 6 / 5 | 1536 × 32 (16) | 1,506,070,474 | the reference default (PhysicsNeMo ``VideoHealDA()``) |
 | ``healda-base`` | 6 / 5 | 768 × 12 (8) | 175,405,514 | mid-size experiments |
 | ``healda-small`` | 6 / 5 | 256 × 4 (4) | 9,360,010 | demos on the real grid, CPU-friendly |
-| ``healda-demo`` | 4 / 3 | 96 × 3 (4) | 854,106 | the OSSE demo (``healda demo``), CPU minutes |
+| ``healda-demo`` | 3 / 3 | 96 × 3 (4) | 832,218 | the OSSE demo (``healda demo``), CPU minutes |
+| ``healda-demo-gpu`` | 3 / 3 | 256 × 6 (8) | 9,383,626 | the OSSE demo at GPU scale (``--recipe gpu``) |
 | ``healda-tiny`` | 2 / 1 | 64 × 2 (2) | 311,978 | tests and CI (192 input pixels) |
 """
 
@@ -28,8 +29,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "healda-base": {"hidden_size": 768, "num_layers": 12, "num_heads": 8},
     "healda-small": {"hidden_size": 256, "num_layers": 4, "num_heads": 4, "condition_embed_dim": 64,
                      "noise_channels": 64, **_SMALL_OBS, "pixel_attn_n_q_heads": 32, "pixel_attn_n_kv_heads": 2},
-    "healda-demo": {"hidden_size": 96, "num_layers": 3, "num_heads": 4, "level_in": 4, "level_model": 3,
+    "healda-demo": {"hidden_size": 96, "num_layers": 3, "num_heads": 4, "level_in": 3, "level_model": 3,
                     "condition_embed_dim": 32, "noise_channels": 32, "drop_path": 0.0, **_SMALL_OBS},
+    "healda-demo-gpu": {"hidden_size": 256, "num_layers": 6, "num_heads": 8, "level_in": 3, "level_model": 3,
+                        "condition_embed_dim": 64, "noise_channels": 64, "drop_path": 0.0, **_SMALL_OBS,
+                        "pixel_attn_n_q_heads": 32, "pixel_attn_n_kv_heads": 2},
     "healda-tiny": {"hidden_size": 64, "num_layers": 2, "num_heads": 2, "level_in": 2, "level_model": 1,
                     "condition_embed_dim": 32, "noise_channels": 32, "drop_path": 0.0, **_SMALL_OBS},
 }
@@ -38,7 +42,8 @@ DESCRIPTIONS: dict[str, str] = {
     "healda-v2": "reference default (PhysicsNeMo VideoHealDA defaults, v2-ufs-hpx64), 1.5 B parameters",
     "healda-base": "mid-size, level 6/5, 768 wide, 12 layers",
     "healda-small": "small, level 6/5, 256 wide, 4 layers: demos on the real grid",
-    "healda-demo": "demo, level 4/3, 96 wide, 3 layers: the OSSE of `healda demo` on a CPU",
+    "healda-demo": "demo, level 3/3, 96 wide, 3 layers: the OSSE of `healda demo` on a CPU",
+    "healda-demo-gpu": "demo, level 3/3, 256 wide, 6 layers: the OSSE of `healda demo --recipe gpu`",
     "healda-tiny": "tiny, level 2/1, 64 wide, 2 layers: tests and CI",
 }
 

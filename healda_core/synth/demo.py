@@ -1,166 +1,173 @@
 """``run_demo``: the embedded default — an observing-system simulation experiment (OSSE) end to end.
 
-Through the same functions the commands run: ``synth`` → ``pack-obs`` → ``init-ckpt`` (preset ``healda-demo``)
-→ ``train`` (a few CPU minutes) → ``assimilate`` held-out analysis times → verification against the nature
-run, with two baselines: the climatology of the training period and a classical optimal interpolation (OI) of
-the same observations. Writes ``report.md`` with PNG maps and ``scores.json`` into the work directory.
+Per seed (:mod:`healda_core.synth.experiment`): synthesize training realisations and an independent one
+(``synth`` + ``pack-obs``), train HealDA from a fresh initialisation for a wall-clock budget (``train``),
+``assimilate`` the independent realisation (and the held-out later times of the first training realisation),
+and score against the nature run beside climatology and an optimal interpolation (OI) of the same
+conventional observations. Several seeds give mean and spread; a score is won only if won for every seed.
+Writes ``scores.json`` (per-seed values and the summary) and ``report.md`` with the charts and maps.
 """
 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from healda_core.obs.frames import format_time, parse_time
+from healda_core.errors import UsageError
+from healda_core.obs.frames import format_time
+from healda_core.synth import experiment as ex
 
-START = "2024-01-01T00"
-STEP = 6 * 3600
-PRESET = "healda-demo"
+METHODS = ("healda", "climatology", "oi")
+COLUMNS = ("independent", "later")
+
+
+@dataclass
+class Recipe:
+    """Everything an experiment does besides the seed (``RECIPES``)."""
+
+    n_train: int  # training realisations
+    days: float  # length of each training realisation
+    test_days: float  # length of the independent realisation
+    density: float  # observing-network scale (see healda_core.synth.run.draw_observations)
+    later_fraction: float  # of the first training realisation's times, held out for the secondary column
+    train: ex.TrainRecipe
+    synth_workers: int = 1
+
+
+RECIPES: dict[str, Recipe] = {
+    # 2 CPU cores, one seed in 10 minutes with set-up (docs/osse.md)
+    "cpu": Recipe(n_train=4, days=5.0, test_days=3.5, density=0.15, later_fraction=0.2,
+                  train=ex.TrainRecipe(preset="healda-demo", minutes=6.5, lr=1e-2, warmup_steps=10, batch_size=1,
+                                       num_workers=0, device="cpu")),
+    # one GPU with 16 CPU cores beside it, one seed in about 3 minutes
+    "gpu": Recipe(n_train=24, days=6.0, test_days=3.5, density=0.3, later_fraction=0.2, synth_workers=13,
+                  train=ex.TrainRecipe(preset="healda-demo-gpu", minutes=1.6, lr=2e-3, warmup_steps=50,
+                                       batch_size=8, num_workers=10, device="cuda")),
+}
 
 
 @dataclass
 class DemoSettings:
-    """Knobs of the demo (defaults fit 10 minutes on 2 CPU cores)."""
+    """What ``healda demo`` runs: a recipe, seeds, and optional overrides of the recipe's budget and device."""
 
     workdir: Path
-    minutes: float = 8.5  # training budget
-    days: float = 12.0
-    level: int = 4  # nature-run level = the preset's level_in
-    density: float = 0.15
-    seed: int = 0
-    test_fraction: float = 0.25
-    overwrite: bool = True
+    seeds: list[int] = field(default_factory=lambda: [0])
+    recipe: str = "cpu"
+    minutes: float | None = None  # training budget per seed (None: the recipe's)
+    days: float | None = None  # length of each training realisation (None: the recipe's)
+    device: str | None = None  # None: the recipe's
+
+    def resolved(self) -> Recipe:
+        if self.recipe not in RECIPES:
+            raise UsageError(f"--recipe must be one of {', '.join(RECIPES)}, got {self.recipe!r}")
+        r = RECIPES[self.recipe]
+        train = replace(r.train, minutes=self.minutes or r.train.minutes, device=self.device or r.train.device)
+        return replace(r, train=train, days=self.days or r.days)
 
 
 @dataclass
 class DemoResult:
-    """Scores per method ({"healda": {...}, "climatology": {...}, "oi": {...}}), report path and timings."""
+    """``summary[column][method][score]`` = {"mean", "std", "values"}; ``wins[score]`` vs each baseline."""
 
-    scores: dict[str, dict[str, float]]
+    summary: dict[str, dict[str, dict[str, dict]]]
+    wins: dict[str, dict[str, bool]]
     report: Path
-    timings: dict[str, float] = field(default_factory=dict)
-    train_steps: int = 0
-    test_times: list[str] = field(default_factory=list)
+    per_seed: dict[int, dict] = field(default_factory=dict)
 
 
-def _split_times(start_s: int, days: float, frac: float) -> tuple[list[int], list[int]]:
-    """Analysis times with a full 42 h observation history; the last ``frac`` are held out."""
-    first = start_s + 7 * STEP
-    times = list(range(first, start_s + int(days * 86400) + 1, STEP))
-    n_test = max(2, int(round(frac * len(times))))
-    return times[:-n_test], times[-n_test:]
+def run_seed(rec: Recipe, seed: int, w: Path, log: Callable[[str], None], stage: Callable[[str], None]) -> dict:
+    """One experiment in ``w``: returns {"scores": {column: {method: {score: rmse}}}, "timings", ...}."""
+    from healda_core.presets import preset_config
+
+    cfg = preset_config(rec.train.preset)
+    level, timings = cfg["level_in"], {}  # nature run and scores at level_in, observations packed at level_model
+    reals = ex.realisations(seed, rec.n_train, rec.days, rec.test_days)
+    times = ex.split_times(reals, rec.later_fraction)
+    stage(f"seed {seed}: synth + pack-obs")
+    paths = ex.timed(timings, "synth+pack", ex.make_realisations, reals, times, w / "synth", level, cfg["level_model"],
+                     rec.density, cfg["time_length"], rec.synth_workers)
+    clim_mean, clim_std = ex.training_climatology(paths, times)
+    n_train_times = sum(len(t["train"]) for t in times.values())
+    log(f"seed {seed}: {rec.n_train} training realisations ({n_train_times} analysis times), "
+        f"{len(times['test']['test'])} independent and {len(times['train0']['later'])} later times")
+    from healda_core.synth.warmstart import normalised_climatology
+    from healda_core.train.datasets import channel_names
+
+    names = channel_names("era5_13_levels_74")
+    weights = ex.loss_weights(clim_std, names) if rec.train.weighted_loss else None
+    clim = normalised_climatology(clim_mean, names, level) if rec.train.climatology_start else None
+    stage(f"seed {seed}: train")
+    ckpt, steps = ex.timed(timings, "train", ex.train_model, rec.train, seed, paths, weights, clim, w, log)
+    stage(f"seed {seed}: assimilate + baselines")
+    from healda_core.synth.verify import verify
+
+    scores, fields = ex.timed(timings, "assimilate+baselines", verify, paths, times, ckpt, clim_mean, clim_std,
+                              level, rec.train.device, w)
+    return {"seed": seed, "scores": scores, "timings": timings, "train_steps": steps, "fields": fields,
+            "test_times": [format_time(t) for t in times["test"]["test"]],
+            "realisations": [r.__dict__ for r in reals]}
 
 
-def _train_config(s: DemoSettings, packed: Path, nature: Path, static: Path, init: Path, steps: int):
-    from healda_core.train.config import TrainConfig
+def summarise(per_seed: dict[int, dict]) -> tuple[dict, dict]:
+    """Mean, spread and per-seed values per column, method and score; wins over each baseline (every seed)."""
+    from healda_core.synth.evaluate import HEADLINE
 
-    cfg = TrainConfig()
-    cfg.model.preset, cfg.model.init_checkpoint = PRESET, str(init)
-    cfg.data.train_obs, cfg.data.targets, cfg.data.static = [str(packed)], [str(nature)], str(static)
-    cfg.data.num_workers, cfg.data.pin_memory = 0, False
-    cfg.optim.lr, cfg.optim.warmup_steps, cfg.optim.decay_samples = 1e-2, 10, None
-    cfg.optim.grad_clip_end, cfg.optim.weight_decay = None, 0.0
-    cfg.train.max_steps, cfg.train.seed, cfg.train.log_every = steps, s.seed, 25
-    cfg.train.val_every = cfg.train.ckpt_every = max(1, steps)
-    cfg.train.keep_checkpoints, cfg.train.device = 1, "cpu"
-    return cfg
-
-
-def _train(s: DemoSettings, packed: Path, nature: Path, static: Path, init: Path, log: Callable[[str], None]
-           ) -> tuple[Path, int]:
-    """Time a few steps, then train for the budget; returns the final model checkpoint and the step count."""
-    from healda_core.train.loop import Trainer
-
-    probe = Trainer(_train_config(s, packed, nature, static, init, 4), s.workdir / "train-probe")
-    probe.fit(max_steps=1)  # the first step pays for warm-up and uncached reads
-    t0 = time.perf_counter()
-    probe.fit(max_steps=4)
-    per_step = (time.perf_counter() - t0) / 3
-    steps = max(10, int(s.minutes * 60 / max(per_step, 1e-3)))
-    log(f"train: {per_step:.2f} s/step → {steps} steps in {s.minutes:g} min")
-    trainer = Trainer(_train_config(s, packed, nature, static, init, steps), s.workdir / "train", log=log)
-    trainer.fit()
-    latest = (s.workdir / "train" / "checkpoints" / "latest").read_text().strip()
-    return s.workdir / "train" / "checkpoints" / latest / "model.safetensors", steps
+    seeds = sorted(per_seed)
+    summary: dict = {}
+    for col in (c for c in COLUMNS if c in per_seed[seeds[0]]["scores"]):
+        summary[col] = {}
+        for m in METHODS:
+            keys = per_seed[seeds[0]]["scores"][col][m].keys()
+            summary[col][m] = {k: _stats([per_seed[s]["scores"][col][m][k] for s in seeds]) for k in keys}
+    ind = {s: per_seed[s]["scores"]["independent"] for s in seeds}
+    wins = {name: {f"vs_{b}": all(ind[s]["healda"][name] < ind[s][b][name] for s in seeds)
+                   for b in ("climatology", "oi")} for name, _v, _l in HEADLINE}
+    return summary, wins
 
 
-def _baselines(nature: Path, obs: Path, train_times: list[int], test_times: list[int], level: int
-               ) -> tuple[dict, dict[int, dict], dict[int, dict]]:
-    """Truth at test times, climatology of the training period, and OI analyses at test times."""
-    from healda_core.obs.readers import read_obs_file
-    from healda_core.synth.evaluate import climatology, read_fields
-    from healda_core.synth.oi import oi_analysis
-
-    times, fields = read_fields(nature)
-    idx = {int(t): i for i, t in enumerate(times)}
-    clim_mean, clim_std = climatology({k: v[[idx[t] for t in train_times]] for k, v in fields.items()})
-    truth = {t: {k: v[idx[t]] for k, v in fields.items()} for t in test_times}
-    raw, _ = read_obs_file(obs)
-    oi = {t: oi_analysis(raw, t, clim_mean, clim_std, level) for t in test_times}
-    return clim_mean, truth, oi
+def _stats(values: list[float]) -> dict:
+    a = np.array(values, dtype=np.float64)
+    return {"mean": float(a.mean()), "std": float(a.std(ddof=1)) if a.size > 1 else 0.0, "values": [float(v) for v in a]}
 
 
 def run_demo(s: DemoSettings, log: Callable[[str], None] = lambda m: None,
              stage: Callable[[str], None] = lambda m: None) -> DemoResult:
-    """Run the whole OSSE in ``s.workdir``; ``stage`` is told each step's name, ``log`` gets messages."""
-    from healda_core.assimilate import assimilate
-    from healda_core.checkpoint.convert import write_safetensors
-    from healda_core.obs.pack import pack_obs
-    from healda_core.presets import init_checkpoint, preset_config
-    from healda_core.synth.evaluate import mean_scores, read_fields, scores
+    """Run the OSSE for every seed of ``s`` in ``s.workdir/seed-N``; summary and report in ``s.workdir``."""
     from healda_core.synth.report import write_report
-    from healda_core.synth.run import synthesize
 
+    rec = s.resolved()
+    if not s.seeds or len(set(s.seeds)) != len(s.seeds):
+        raise UsageError(f"--seeds must list distinct integers, got {s.seeds}")
     w = Path(s.workdir)
     w.mkdir(parents=True, exist_ok=True)
-    cfg = preset_config(PRESET)
-    if cfg["level_in"] != s.level:
-        raise ValueError(f"the demo preset needs level {cfg['level_in']}, got {s.level}")
-    timings: dict[str, float] = {}
-
-    def timed(name: str, fn: Callable, *a, **k):
-        stage(name)
-        t0 = time.perf_counter()
-        out = fn(*a, **k)
-        timings[name] = round(time.perf_counter() - t0, 2)
-        return out
-
-    start = parse_time(START)
-    syn = timed("synth", synthesize, w / "synth", start, s.days, s.level, s.seed, s.overwrite, s.density)
-    train_times, test_times = _split_times(start, s.days, s.test_fraction)
-    log(f"{len(train_times)} training and {len(test_times)} held-out analysis times")
-    pk = dict(n_frames=cfg["time_length"], level=cfg["level_model"], overwrite=s.overwrite)
-    timed("pack-obs", pack_obs, [syn.obs], w / "train.packed.nc", times=train_times, **pk)
-    pack_obs([syn.obs], w / "test.packed.nc", times=test_times, **pk)
-    init = w / "init.safetensors"
-    timed("init-ckpt", lambda: write_safetensors(init_checkpoint(PRESET, seed=s.seed), init, overwrite=True))
-    ckpt, steps = timed("train", _train, s, w / "train.packed.nc", syn.nature, syn.static, init, log)
-    timed("assimilate", assimilate, [w / "test.packed.nc"], ckpt, syn.static, w / "analysis.nc", device="cpu",
-          overwrite=True)
-    clim, truth, oi = timed("baselines", _baselines, syn.nature, syn.obs, train_times, test_times, s.level)
-    a_times, analyses = read_fields(w / "analysis.nc")
-    per = {"healda": [], "climatology": [], "oi": []}
-    for i, t in enumerate(a_times.tolist()):
-        per["healda"].append(scores({k: v[i] for k, v in analyses.items()}, truth[t]))
-        per["climatology"].append(scores(clim, truth[t]))
-        per["oi"].append(scores(oi[t], truth[t]))
-    result = {k: mean_scores(v) for k, v in per.items()}
-    report = timed("report", write_report, w, result, syn, test_times[-1], {t: oi[t] for t in test_times[-1:]},
-                   steps, timings)
-    (w / "scores.json").write_text(json.dumps({"scores": result, "timings": timings, "train_steps": steps,
-                                               "test_times": [format_time(t) for t in test_times]}, indent=1))
-    return DemoResult(result, report, timings, steps, [format_time(t) for t in test_times])
+    per_seed = {}
+    for seed in s.seeds:
+        per_seed[seed] = run_seed(rec, seed, w / f"seed-{seed}", log, stage)
+        summary, wins = summarise(per_seed)
+        _write_scores(w, s, rec, summary, wins, per_seed)  # after every seed: a cut-off run keeps its seeds
+    stage("report")
+    report = write_report(w, summary, wins, per_seed, s, rec)
+    return DemoResult(summary, wins, report, per_seed)
 
 
-def headline_table(scores_by_method: dict[str, dict[str, float]]) -> list[dict[str, object]]:
-    """Rows (score, unit, healda, climatology, oi) of the headline scores."""
-    from healda_core.synth.evaluate import HEADLINE
+def _write_scores(w: Path, s: DemoSettings, rec: Recipe, summary: dict, wins: dict, per_seed: dict) -> None:
+    doc = {"recipe": s.recipe, "seeds": sorted(per_seed), "summary": summary, "wins": wins,
+           "settings": {"n_train": rec.n_train, "days": rec.days, "test_days": rec.test_days, "density": rec.density,
+                        "later_fraction": rec.later_fraction, "train": rec.train.__dict__},
+           "per_seed": {str(k): {kk: vv for kk, vv in v.items() if kk != "fields"} for k, v in per_seed.items()}}
+    tmp = w / "scores.json.tmp"
+    tmp.write_text(json.dumps(doc, indent=1))
+    tmp.replace(w / "scores.json")
 
-    units = {"z": "m2 s-2", "t": "K", "wind": "m s-1", "q": "kg kg-1", "t2m": "K", "msl": "Pa"}
-    return [{"score": name, "unit": units[var], **{m: float(np.round(v[name], 6)) for m, v in scores_by_method.items()}}
-            for name, var, _ in HEADLINE]
+
+def headline_table(summary: dict, column: str = "independent") -> list[dict[str, object]]:
+    """Rows (score, unit, per method: mean and std) of the headline scores of ``column``."""
+    from healda_core.synth.evaluate import HEADLINE, UNITS
+
+    return [{"score": name, "unit": UNITS[name],
+             **{m: round(summary[column][m][name]["mean"], 6) for m in METHODS},
+             **{f"{m}_std": round(summary[column][m][name]["std"], 6) for m in METHODS}} for name, _v, _l in HEADLINE]

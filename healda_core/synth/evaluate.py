@@ -17,6 +17,7 @@ from healda_core.fileio import open_netcdf
 #: the headline scores of the demo: (name, variable, level hPa or None)
 HEADLINE = (("z500", "z", 500), ("t850", "t", 850), ("wind250", "wind", 250), ("q700", "q", 700),
             ("t2m", "t2m", None), ("msl", "msl", None))
+UNITS = {"z500": "m² s⁻²", "t850": "K", "wind250": "m s⁻¹", "q700": "kg kg⁻¹", "t2m": "K", "msl": "Pa"}
 
 
 def read_fields(path: str | os.PathLike) -> tuple[np.ndarray, dict[str, np.ndarray]]:

@@ -17,6 +17,11 @@ Everything is computed in NEST order at ``level``; :func:`nature_fields` returns
 
 from __future__ import annotations
 
+import ctypes
+import functools
+import glob
+import os
+
 import healpy
 import numpy as np
 from jaxtyping import Float
@@ -28,6 +33,22 @@ A_EARTH, OMEGA, G, R_DRY, F0 = 6.371e6, 7.292e-5, 9.80665, 287.05, 1.0e-4
 OMEGA0 = 12.0 / A_EARTH  # super-rotation: 12 m/s at the equator
 LMIN, LMAX = 2, 12
 Q_STRAT = 2.7e-6  # stratospheric specific humidity (kg/kg), as ERA5's 50–100 hPa mean
+
+
+@functools.cache
+def _single_threaded_transforms() -> None:
+    """Run healpy's spherical-harmonic transforms on one thread.
+
+    At the nature run's sizes (nside ≤ 16, lmax 12) a transform takes about 40 µs on one thread, while healpy's
+    OpenMP team costs milliseconds per call and about 15 ms on a busy machine: that made synthesis 100× slower.
+    Sets the thread count of the OpenMP runtime healpy ships (its wheel's ``healpy.libs/libgomp*``), which is
+    separate from torch's; a healpy without a bundled runtime is left as it is.
+    """
+    for lib in glob.glob(os.path.join(os.path.dirname(healpy.__file__) + ".libs", "libgomp*")):
+        try:
+            ctypes.CDLL(lib).omp_set_num_threads(1)
+        except (OSError, AttributeError):
+            pass
 
 
 def std_temperature(p_hpa: np.ndarray) -> np.ndarray:
@@ -56,10 +77,13 @@ class NatureRun:
     """Spectral state of the nature run; evaluate fields at any time with :meth:`fields`.
 
     Args:
-        level: HEALPix level of the output fields. seed: random seed. amplitude: ψ scale (m² s⁻¹).
+        level: HEALPix level of the output fields. seed: random seed of the spectrum (and of the statics when
+            ``planet_seed`` is None). amplitude: ψ scale (m² s⁻¹). planet_seed: random seed of the orography
+            and land fraction (realisations sharing it have the same planet and independent weather).
     """
 
-    def __init__(self, level: int, seed: int = 0, amplitude: float = 3.0e7):
+    def __init__(self, level: int, seed: int = 0, amplitude: float = 3.0e7, planet_seed: int | None = None):
+        _single_threaded_transforms()
         self.level, self.nside = level, grid.level_to_nside(level)
         self.lmax = min(LMAX, 3 * self.nside - 1)
         rng = np.random.default_rng(seed)
@@ -78,7 +102,7 @@ class NatureRun:
         ll1 = np.maximum(l_idx * (l_idx + 1), 1)
         self.omega = m_idx * (OMEGA0 - 2 * (OMEGA + OMEGA0) / ll1)
         self.lon, self.lat = grid.pixel_centers(level, "nest")
-        self.statics = self._statics(rng)
+        self.statics = self._statics(rng if planet_seed is None else np.random.default_rng(planet_seed))
 
     def _evaluate(self, alm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ψ, ∂ψ/∂θ, (1/sinθ)∂ψ/∂φ) in NEST order."""

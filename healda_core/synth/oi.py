@@ -8,8 +8,10 @@ analysis window ``[t − 3 h, t + 3 h)``:
 with background ``x_b`` = climatology, background errors ``B = σ_b² exp(−d² / 2L²)`` (Gaussian in the
 great-circle distance d; σ_b the climatological standard deviation of that variable and level),
 ``H`` = the nearest-pixel value, and ``R`` diagonal with the observation errors as drawn. Geopotential is
-analysed from radiosonde heights. Satellite radiances are not used (they need an observation operator this
-baseline does not have), and surface fields keep the background.
+analysed from radiosonde heights. Surface fields: mean-sea-level pressure is analysed from the surface stations' pressures reduced
+to sea level (station height, background 2-m temperature); 2-m temperature receives the 1000 hPa temperature
+increment (the two are tied in the vertical). Satellite radiances are not used (they need an observation
+operator this baseline does not have); the other surface fields keep the background.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import numpy as np
 from healda_core import grid
 from healda_core.obs import vocab
 from healda_core.obs.raw import RawObs
-from healda_core.synth.nature import PLEVELS, G
+from healda_core.synth.nature import PLEVELS, R_DRY, G
 from healda_core.synth.observe import ERRORS
 
 EARTH_KM = 6371.0
@@ -60,7 +62,7 @@ def _window(raw: RawObs, analysis_s: int) -> np.ndarray:
 
 def oi_analysis(raw: RawObs, analysis_s: int, clim_mean: dict[str, np.ndarray], clim_std: dict[str, np.ndarray],
                 level: int, length_km: float = 800.0) -> dict[str, np.ndarray]:
-    """OI analysis at ``analysis_s`` of every 3-D variable (13, npix); surface fields are the background.
+    """OI analysis at ``analysis_s`` of every 3-D variable (13, npix), of msl and t2m (module docstring).
 
     Args:
         raw: the observations. clim_mean, clim_std: climatological mean fields (NEST) and per-level standard
@@ -84,4 +86,20 @@ def oi_analysis(raw: RawObs, analysis_s: int, clim_mean: dict[str, np.ndarray], 
         out["z"][k] = oi_update(out["z"][k], float(clim_std["z"][k]), raw.lon[sondes].astype(float),
                                 raw.lat[sondes].astype(float), z_obs, np.full(z_obs.size, ERRORS["sonde_z_m"] * G),
                                 level, length_km)
+    _surface(raw, sel, out, clim_mean, clim_std, level, length_km)
     return out
+
+
+def _surface(raw: RawObs, sel: np.ndarray, out: dict[str, np.ndarray], clim_mean: dict[str, np.ndarray],
+             clim_std: dict[str, np.ndarray], level: int, length_km: float) -> None:
+    """msl from station pressures reduced to sea level; t2m += the 1000 hPa temperature increment (in place)."""
+    stations = sel & (raw.obs_type == 181) & (raw.channel == vocab.CONV_CODE["ps"])
+    lon, lat = raw.lon[stations].astype(float), raw.lat[stations].astype(float)
+    elev = np.maximum(raw.height[stations].astype(np.float64), 0.0)
+    t_bg = clim_mean["t2m"][grid.ang2pix(lon, lat, level, "nest")]
+    factor = np.exp(G * elev / (R_DRY * t_bg))
+    msl_obs = raw.value[stations].astype(np.float64) * 100.0 * factor
+    out["msl"] = oi_update(out["msl"], float(clim_std["msl"]), lon, lat, msl_obs, ERRORS["ps_hpa"] * 100.0 * factor,
+                           level, length_km)
+    k = int(np.nonzero(PLEVELS == 1000)[0][0])
+    out["t2m"] = out["t2m"] + (out["t"][k] - clim_mean["t"][k])

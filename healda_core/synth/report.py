@@ -1,4 +1,5 @@
-"""The demo report: ``report.md`` with the score table and PNG maps (truth, analysis, error, coverage)."""
+"""The demo report: ``report.md`` with the score tables (mean ± spread over seeds), a bar chart of RMSE by
+score and method, and maps of every headline score (truth, HealDA, OI and climatology errors)."""
 
 from __future__ import annotations
 
@@ -6,74 +7,132 @@ from pathlib import Path
 
 import numpy as np
 
-from healda_core.obs import vocab
 from healda_core.obs.frames import format_time
-from healda_core.plot import draw_healpix, draw_points
-from healda_core.synth.evaluate import HEADLINE, read_fields
+from healda_core.plot import draw_healpix
+from healda_core.synth.evaluate import HEADLINE, UNITS
 
 METHODS = ("healda", "climatology", "oi")
-MAPS = (("z", 500, "geopotential", "m2 s-2"), ("t", 850, "temperature", "K"))
+LABELS = {"healda": "HealDA", "climatology": "climatology", "oi": "OI"}
 LEVELS = (1000, 925, 850, 700, 600, 500, 400, 300, 250, 200, 150, 100, 50)
 
 
-def _maps(w: Path, nature: Path, t_s: int, oi: dict[str, np.ndarray]) -> list[str]:
-    n_times, truth = read_fields(nature)
-    a_times, analysis = read_fields(w / "analysis.nc")
-    ti, ai = int(np.nonzero(n_times == t_s)[0][0]), int(np.nonzero(a_times == t_s)[0][0])
-    images = []
-    for var, lev, name, units in MAPS:
+def _field(f: dict[str, np.ndarray], var: str, lev: int | None) -> np.ndarray:
+    if var == "wind":
         k = LEVELS.index(lev)
-        tru, ana = truth[var][ti][k], analysis[var][ai][k]
+        return np.hypot(f["u"][k], f["v"][k])
+    return f[var] if lev is None else f[var][LEVELS.index(lev)]
+
+
+def _error(f: dict[str, np.ndarray], truth: dict[str, np.ndarray], var: str, lev: int | None) -> np.ndarray:
+    """Analysis − truth; for wind the magnitude of the vector error."""
+    if var == "wind":
+        k = LEVELS.index(lev)
+        return np.hypot(f["u"][k] - truth["u"][k], f["v"][k] - truth["v"][k])
+    return _field(f, var, lev) - _field(truth, var, lev)
+
+
+def _maps(w: Path, fields: dict, seed: int) -> list[str]:
+    """Truth, HealDA analysis and the three methods' errors, on one colour scale per score."""
+    images, when = [], format_time(fields["time"])
+    truth = fields["truth"]
+    for name, var, lev in HEADLINE:
+        tru, ana = _field(truth, var, lev), _field(fields["healda"], var, lev)
         lo, hi = float(min(tru.min(), ana.min())), float(max(tru.max(), ana.max()))
-        err_max = float(np.abs(ana - tru).max())
-        when = format_time(t_s)
-        for tag, field, cmap, vmin, vmax in (
-            ("truth", tru, "viridis", lo, hi), ("analysis", ana, "viridis", lo, hi),
-            ("error", ana - tru, "RdBu_r", -err_max, err_max), ("oi_error", oi[var][k] - tru, "RdBu_r", -err_max, err_max),
-        ):
-            png = f"{tag}_{var}{lev}.png"
-            label = {"truth": "nature run", "analysis": "HealDA analysis", "error": "HealDA analysis − truth",
-                     "oi_error": "OI analysis − truth"}[tag]
-            draw_healpix(field, w / png, f"{label}: {lev} hPa {name}, {when}", units, cmap=cmap, vmin=vmin, vmax=vmax,
-                         overwrite=True)
+        errs = {m: _error(fields[m], truth, var, lev) for m in METHODS}
+        e_max = float(max(np.abs(e).max() for e in errs.values()))
+        panels = [("truth", tru, "viridis", lo, hi, "nature run"), ("healda", ana, "viridis", lo, hi, "HealDA analysis")]
+        cmap, e_lo = ("magma_r", 0.0) if var == "wind" else ("RdBu_r", -e_max)
+        panels += [(f"{m}_error", errs[m], cmap, e_lo, e_max, f"{LABELS[m]} − truth") for m in METHODS]
+        for tag, data, cm, vmin, vmax, label in panels:
+            png = f"map_{name}_{tag}.png"
+            title = f"{label}: {name}, {when} (independent realisation, seed {seed})"
+            if tag.endswith("error") and var == "wind":
+                title = f"|{label}| (vector error): {name}, {when} (seed {seed})"
+            draw_healpix(data, w / png, title, UNITS[name], cmap=cm, vmin=vmin, vmax=vmax, overwrite=True)
             images.append(png)
     return images
 
 
-def _coverage(w: Path, obs: Path, t_s: int) -> str:
-    from healda_core.obs.readers import read_obs_file
+def _bar_chart(w: Path, summary: dict) -> str:
+    """RMSE by headline score and method, relative to climatology (mean over seeds, whiskers: spread)."""
+    import matplotlib
 
-    raw, _ = read_obs_file(obs)
-    sec = raw.time_ns // 10**9
-    sel = (sec >= t_s - 3 * 3600) & (sec < t_s + 3 * 3600)
-    names = [vocab.SENSORS[int(s)].name for s in raw.sensor[sel]]
-    codes = {n: i for i, n in enumerate(sorted(set(names)))}
-    draw_points(raw.lon[sel], raw.lat[sel], np.array([codes[n] for n in names]), w / "coverage.png",
-                f"observations within ±3 h of {format_time(t_s)}: " + ", ".join(f"{i}={n}" for n, i in codes.items()),
-                "sensor", cmap="tab10", overwrite=True, size=3.0)
-    return "coverage.png"
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [n for n, _v, _l in HEADLINE]
+    ind = summary["independent"]
+    fig, ax = plt.subplots(figsize=(9, 4), dpi=100)
+    x = np.arange(len(names))
+    for i, m in enumerate(METHODS):
+        ref = np.array([ind["climatology"][n]["mean"] for n in names])
+        mean = np.array([ind[m][n]["mean"] for n in names]) / ref
+        std = np.array([ind[m][n]["std"] for n in names]) / ref
+        ax.bar(x + (i - 1) * 0.27, mean, 0.27, yerr=std, capsize=3, label=LABELS[m])
+    ax.axhline(1.0, color="k", lw=0.8)
+    ax.set_xticks(x, names)
+    ax.set_ylabel("RMSE / climatology RMSE")
+    ax.set_title("RMSE on the independent realisation (mean over seeds, whiskers: standard deviation)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(w / "rmse_bars.png")
+    plt.close(fig)
+    return "rmse_bars.png"
 
 
-def write_report(w: Path, scores: dict[str, dict[str, float]], syn, last_time: int,
-                 oi_last: dict[int, dict[str, np.ndarray]], steps: int, timings: dict[str, float]) -> Path:
-    """Write ``report.md`` and its images into ``w``; returns the report path."""
-    images = _maps(w, syn.nature, last_time, oi_last[last_time])
-    images.append(_coverage(w, syn.obs, last_time))
+def _table(summary: dict, column: str, wins: dict | None) -> list[str]:
+    head = "| score | unit | HealDA | climatology | OI |" + (" beats climatology | beats OI |" if wins else "")
+    lines = [head, "|---" * (head.count("|") - 1) + "|"]
+    for name, _v, _l in HEADLINE:
+        cells = [f"{summary[column][m][name]['mean']:.4g} ± {summary[column][m][name]['std']:.2g}" for m in METHODS]
+        row = f"| {name} | {UNITS[name]} | " + " | ".join(cells) + " |"
+        if wins:
+            row += " " + " | ".join("yes" if wins[name][k] else "**no**" for k in ("vs_climatology", "vs_oi")) + " |"
+        lines.append(row)
+    return lines
+
+
+def write_report(w: Path, summary: dict, wins: dict, per_seed: dict, settings, recipe) -> Path:
+    """Write ``report.md``, ``rmse_bars.png`` and the maps (first seed) into ``w``; returns the report path."""
+    seeds = sorted(per_seed)
+    first = per_seed[seeds[0]]
+    images = [_bar_chart(w, summary)] + _maps(w, first["fields"], seeds[0])
+    won = [n for n, v in wins.items() if v["vs_climatology"]]
+    lost = [n for n, v in wins.items() if not v["vs_climatology"]]
     lines = ["# healda demo: an observing-system simulation experiment", "",
-             "A synthetic nature run (`synth/nature.nc`) is observed by radiosondes, surface stations, aircraft and "
-             "three microwave sounders (`synth/obs.nc`). HealDA (preset `healda-demo`) is trained on the earlier "
-             f"analysis times for {steps} steps, then analyses the held-out times. Scores are global RMSEs against "
-             "the nature run over the held-out times (wind: vector RMSE).", "",
-             "| score | unit | HealDA | climatology | OI |", "|---|---|---|---|---|"]
-    units = {"z500": "m² s⁻²", "t850": "K", "wind250": "m s⁻¹", "q700": "kg kg⁻¹", "t2m": "K", "msl": "Pa"}
-    for name, _var, _lev in HEADLINE:
-        lines.append(f"| {name} | {units[name]} | " + " | ".join(f"{scores[m][name]:.4g}" for m in METHODS) + " |")
-    lines += ["", "*Climatology*: mean of the nature run over the training times. *OI*: univariate optimal "
-              "interpolation per level of the in-situ observations (sondes, aircraft; geopotential from sonde "
-              "heights) on the climatology, Gaussian background-error correlations (800 km), observation errors as "
-              "drawn; it uses no radiances and keeps climatological surface fields.", "",
-              "Stage timings (s): " + ", ".join(f"{k} {v}" for k, v in timings.items()), "", "## Maps", ""]
+             (f"Recipe `{settings.recipe}`, seeds {', '.join(map(str, seeds))}. Per seed: {recipe.n_train} training "
+             f"nature-run realisations of {recipe.days:g} days and one independent realisation of "
+             f"{recipe.test_days:g} days (own spectrum, own observing network and errors, own period), observed by "
+             "radiosondes, surface stations, aircraft and three microwave sounders. HealDA (preset "
+             f"`{recipe.train.preset}`) trains from scratch on the training realisations for "
+             f"{recipe.train.minutes:g} minutes, then analyses the independent realisation. Scores are global "
+             "RMSEs against the nature run (wind: vector RMSE), mean ± standard deviation over seeds. A score "
+             "counts as won only if it is won for every seed."), "",
+             "## Independent realisation (headline)", ""]
+    lines += _table(summary, "independent", wins)
+    verdict = f"HealDA beats climatology on {len(won)} of {len(wins)} headline scores"
+    lines += ["", verdict + (f"; not on {', '.join(lost)}." if lost else "."), ""]
+    if "later" in summary:
+        lines += ["## Later times of the first training realisation (secondary)", "",
+                  "The same trajectory the model trained on, at held-out later times: the easier test.", ""]
+        lines += _table(summary, "later", None) + [""]
+    head = "| seed | steps | " + " | ".join(f"{n} H / C / OI" for n, _v, _l in HEADLINE) + " |"
+    lines += ["## Per seed (independent realisation)", "", head, "|---" * (len(HEADLINE) + 2) + "|"]
+    for s in seeds:
+        sc = per_seed[s]["scores"]["independent"]
+        lines.append(f"| {s} | {per_seed[s]['train_steps']} | " + " | ".join(
+            " / ".join(f"{sc[m][n]:.4g}" for m in METHODS) for n, _v, _l in HEADLINE) + " |")
+    lines += ["", ("*Climatology*: the mean of the training realisations over their training times. *OI*: "
+              "univariate optimal interpolation per level of the in-situ observations (sondes, aircraft; geopotential "
+              "from sonde heights; msl from surface-station pressures; t2m from the 1000 hPa increment) on the "
+              "climatology, Gaussian background-error correlations (800 km), climatological error variances, "
+              "observation errors as drawn; it uses no radiances."), "",
+              "Stage timings per seed (s): " + "; ".join(
+                  f"seed {s}: " + ", ".join(f"{k} {v}" for k, v in per_seed[s]["timings"].items()) for s in seeds),
+              "", "## Charts and maps", ""]
     lines += [f"![{p}]({p})" for p in images]
     report = w / "report.md"
-    report.write_text("\n".join(lines) + "\n")
+    tmp = w / "report.md.tmp"
+    tmp.write_text("\n".join(lines) + "\n")
+    tmp.replace(report)
     return report

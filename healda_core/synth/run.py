@@ -83,10 +83,11 @@ def draw_observations(nature: NatureRun, start_s: int, end_s: int, seed: int, de
 
 def synthesize(out_dir: str | Path, start_s: int, days: float, level: int = 6, seed: int = 0,
                overwrite: bool = False, density: float = 1.0,
-               on_step: Callable[[str], None] | None = None) -> SynthResult:
+               on_step: Callable[[str], None] | None = None, planet_seed: int | None = None) -> SynthResult:
     """Write ``nature.nc``, ``static.nc`` and ``obs.nc`` for ``days`` days from ``start_s`` (a 6-hourly time).
 
-    ``density`` scales the observing networks (see :func:`draw_observations`).
+    ``density`` scales the observing networks (see :func:`draw_observations`); ``planet_seed`` draws the
+    statics (None: ``seed``, see :class:`NatureRun`).
     """
     if start_s % STEP:
         raise ValueError("start must be a synoptic time (00, 06, 12 or 18 UTC)")
@@ -95,7 +96,7 @@ def synthesize(out_dir: str | Path, start_s: int, days: float, level: int = 6, s
     for p in paths.values():
         check_writable(p, overwrite)  # fail before any work
     out.mkdir(parents=True, exist_ok=True)
-    nature = NatureRun(level, seed=seed)
+    nature = NatureRun(level, seed=seed, planet_seed=planet_seed)
     end_s = start_s + int(days * 86400)
     times = list(range(start_s, end_s + 1, STEP))
     attrs = {"Conventions": "CF-1.13", "title": "healda synthetic nature run (OSSE truth)",

@@ -74,9 +74,13 @@ class OptimSection:
 @dataclass
 class TrainSection:
     """The loop. ``grad_accum`` micro-batches per step; ``ema_decay`` 0 disables EMA; ``bf16`` autocast on GPU.
-    ``deterministic`` applies the torchtitan determinism set. ``keep_checkpoints`` 0 keeps all."""
+    ``deterministic`` applies the torchtitan determinism set. ``keep_checkpoints`` 0 keeps all.
+    ``max_minutes``: a wall-clock budget for :meth:`Trainer.fit` — training stops before the step that would
+    overrun it (whichever of ``max_steps`` and the budget comes first); with ``optim.decay_samples`` None the
+    learning rate then decays linearly over the budget's elapsed fraction instead of over ``max_steps``."""
 
     max_steps: int = 1000
+    max_minutes: float | None = None
     grad_accum: int = 1
     seed: int = 0
     bf16: bool = True
@@ -184,6 +188,7 @@ def validate(cfg: TrainConfig) -> None:
     t, o, p, d = cfg.train, cfg.optim, cfg.parallel, cfg.data
     checks = [
         (t.max_steps >= 0, "train.max_steps must be >= 0"),
+        (t.max_minutes is None or t.max_minutes > 0, "train.max_minutes must be > 0"),
         (t.grad_accum >= 1, "train.grad_accum must be >= 1"),
         (0.0 <= t.ema_decay < 1.0, "train.ema_decay must be in [0, 1)"),
         (min(t.log_every, t.val_every, t.ckpt_every) >= 1, "train.log_every/val_every/ckpt_every must be >= 1"),

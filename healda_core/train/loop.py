@@ -125,7 +125,9 @@ class Trainer:
         self.ddp = self._wrap(model)
         self.global_batch = self.ps.dp_size * cfg.data.batch_size * cfg.train.grad_accum
         self.optimizer = build_optimizer(model, cfg.optim)
-        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.train.max_steps, self.global_batch)
+        self._clock: tuple[float, float] | None = None  # (fit start, budget s) while a wall-clock budget runs
+        progress = self._progress if cfg.train.max_minutes else None
+        self.scheduler = build_scheduler(self.optimizer, cfg.optim, cfg.train.max_steps, self.global_batch, progress)
         self.ema = EMA(model, cfg.train.ema_decay) if cfg.train.ema_decay > 0 else None
         self._build_data(model)
         self.step, self.consumed = 0, 0
@@ -303,6 +305,25 @@ class Trainer:
                              "only " + ", ".join(sorted(RESUMABLE_CHANGES)) + " may change")
 
     # ------------------------------------------------------------------------------------------ run
+    def _progress(self, step: int) -> float:
+        """Fraction of the run done: the larger of steps / max_steps and elapsed / wall-clock budget."""
+        frac = step / max(1, self.cfg.train.max_steps)
+        if self._clock is not None:
+            frac = max(frac, (time.perf_counter() - self._clock[0]) / self._clock[1])
+        return min(1.0, frac)
+
+    def _out_of_time(self, mean_step_s: float) -> bool:
+        """True when one more step (at the mean step time so far) would overrun the wall-clock budget.
+
+        Every rank takes rank 0's decision, so all ranks stop after the same step."""
+        if self._clock is None:
+            return False
+        stop = torch.tensor(float(time.perf_counter() - self._clock[0] + mean_step_s >= self._clock[1]),
+                            device=self.device)
+        if dist.is_initialized():
+            dist.broadcast(stop, 0)
+        return bool(stop)
+
     def fit(self, max_steps: int | None = None, stop_after: int | None = None) -> dict[str, Any]:
         """Train until ``max_steps`` (default ``train.max_steps``); ``stop_after`` simulates a kill after
         that many steps of this call (tests). Returns a summary."""
@@ -319,11 +340,15 @@ class Trainer:
                                         start=self.consumed)
         it = self._loader(sampler)
         done, last_val, t0, losses = 0, first_val, time.perf_counter(), []
-        while self.step < max_steps and (stop_after is None or done < stop_after):
+        if t.max_minutes:
+            self._clock = (t0, 60.0 * t.max_minutes)
+        last = self._out_of_time(0.0)
+        while self.step < max_steps and not last and (stop_after is None or done < stop_after):
             rec = self.train_step([next(it) for _ in range(t.grad_accum)])
             done += 1
             losses.append(rec["loss"])
-            if self.step % t.log_every == 0 or self.step == max_steps:
+            last = self.step == max_steps or self._out_of_time((time.perf_counter() - t0) / done)
+            if self.step % t.log_every == 0 or last:
                 dt = (time.perf_counter() - t0) / max(1, done)
                 self.metrics.write({"kind": "train", "step": self.step, **rec, "samples": self.step * self.global_batch,
                                     "step_time_s": dt})
@@ -331,12 +356,13 @@ class Trainer:
                          f"lr {rec['lr']:.3g}  {dt:.3f} s/step")
             if not math.isfinite(rec["loss"]):
                 raise FloatingPointError(f"step {self.step}: loss is {rec['loss']}")
-            if self.step % t.val_every == 0 or self.step == max_steps:
+            if self.step % t.val_every == 0 or last:
                 last_val = self.validate()
                 if last_val is not None:
                     self._log_val(last_val)
-            if self.step % t.ckpt_every == 0 or self.step == max_steps:
+            if self.step % t.ckpt_every == 0 or last:
                 self.save()
+        self._clock = None
         del it
         return {"step": self.step, "losses": losses, "val": last_val, "first_val": first_val,
                 "checkpoint": str(self.out / "checkpoints")}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -47,9 +47,20 @@ def lr_factor(step: int, warmup_steps: int, decay_steps: int) -> float:
     return max(0.0, 1.0 - (step - warmup_steps) / (decay_steps - warmup_steps))
 
 
-def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimSection, max_steps: int, global_batch: int):
+def progress_lr_factor(step: int, warmup_steps: int, progress: float) -> float:
+    """Linear warm-up over ``warmup_steps``, then linear decay reaching 0 at ``progress`` = 1 (a fraction
+    of the run, e.g. of its wall-clock budget)."""
+    warm = (step + 1) / warmup_steps if warmup_steps and step < warmup_steps else 1.0
+    return warm * max(0.0, 1.0 - progress)
+
+
+def build_scheduler(opt: torch.optim.Optimizer, cfg: OptimSection, max_steps: int, global_batch: int,
+                    progress: Callable[[int], float] | None = None):
     """``LambdaLR`` with :func:`lr_factor`; the decay horizon is ``decay_samples / global_batch`` steps
-    (``max_steps`` when ``decay_samples`` is None)."""
+    (``max_steps`` when ``decay_samples`` is None). With ``progress`` (step → fraction of the run done) and
+    ``decay_samples`` None, :func:`progress_lr_factor` instead (a wall-clock budget)."""
+    if progress is not None and cfg.decay_samples is None:
+        return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: progress_lr_factor(s, cfg.warmup_steps, progress(s)))
     decay_steps = max_steps if cfg.decay_samples is None else max(1, cfg.decay_samples // global_batch)
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: lr_factor(s, cfg.warmup_steps, decay_steps))
 

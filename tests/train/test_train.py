@@ -175,3 +175,30 @@ def test_benchmark_script_smoke(capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
     assert out["step_time_s"] > 0 and out["model_flops_per_step"] > 0 and out["activation_checkpointing"] == "selective"
     assert 0.5 < out["analytic_flops_per_step"] / out["model_flops_per_step"] < 2
+
+
+def test_wall_clock_budget_stops_training_and_decays_the_learning_rate(tmp_path, monkeypatch):
+    """``train.max_minutes`` is a clock, not a step count: a fake clock advancing 1 s per reading stops a
+    1-minute budget long before max_steps, with a final checkpoint, and the learning rate decays over it."""
+    import itertools
+
+    from healda_core.train import Trainer, loop
+
+    ticks = itertools.count()
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: 1.0 * next(ticks))
+    cfg = load_config(None, trainer_overrides(["train.max_steps=1000", "train.max_minutes=1.0",
+                                               "optim.decay_samples=none", "optim.lr=1e-3"]))
+    cfg.optim.decay_samples = None
+    tr = Trainer(cfg, tmp_path / "run")
+    summary = tr.fit()
+    assert 3 <= summary["step"] < 100
+    assert (tmp_path / "run" / "checkpoints" / "latest").read_text().strip().endswith(f"{summary['step']:08d}")
+    lrs = [r["lr"] for r in read_jsonl(tmp_path / "run" / "metrics.jsonl") if r["kind"] == "train"]
+    assert lrs[0] == pytest.approx(1e-3, rel=0.3) and lrs[-1] < 0.5 * lrs[0]
+
+
+def test_progress_schedule_warms_up_then_decays_to_zero():
+    from healda_core.train.optim import progress_lr_factor
+
+    assert progress_lr_factor(0, 4, 0.0) == 0.25 and progress_lr_factor(10, 4, 0.5) == 0.5
+    assert progress_lr_factor(10, 4, 1.0) == 0.0 and progress_lr_factor(10, 0, 0.25) == 0.75

@@ -1,0 +1,16 @@
+#!/bin/bash
+# Device call: the OSSE demo at GPU scale (`healda demo --recipe gpu`), three seeds in one call, about three
+# minutes per seed on one H100 (synth + pack-obs on 13 CPU processes, 1.6 min of training, assimilation,
+# baselines). Carry .whl. Returns $OUT/osse-gpu/ (scores.json, report.md, the PNGs), the log and the card.
+# The nature runs and packed observations stay in /tmp (too large to bring back).
+source benchmarks/gpu_setup.sh
+W=/tmp/osse-gpu
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/card.txt"
+python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" >> "$OUT/card.txt"
+nproc >> "$OUT/card.txt"
+( time timeout 560 python3 -m healda_cli demo --recipe gpu --seeds "${SEEDS:-0,1,2}" --workdir "$W" --json \
+    > "$OUT/demo.json" ) 2> "$OUT/demo.log"
+echo "demo rc=$?"
+mkdir -p "$OUT/osse-gpu" && cp "$W"/*.md "$W"/*.json "$W"/*.png "$OUT/osse-gpu/" 2>/dev/null
+python3 benchmarks/osse_table.py "$W/scores.json"
+tail -4 "$OUT/demo.log"
