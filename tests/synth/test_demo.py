@@ -55,15 +55,17 @@ def test_loss_weights_follow_the_inverse_anomaly_spread():
     names = channel_names("era5_13_levels_74")
     _, era = era5_stats(names)
     clim_std = {v: np.full(13, 1.0) for v in "uvtzq"} | {n: np.float64(1.0) for n in names[65:]}
-    clim_std["t"] = era[26:39] * 0.2  # t at 0.2 normalised units of spread, u at 1/era
+    clim_std["t"] = era[26:39] * 0.2  # spread of 0.2 normalised units
+    clim_std["u"] = era[0:13] * 1.0  # spread of 1 normalised unit
     w = experiment.loss_weights(clim_std, names)
     assert len(w) == 74 and np.isclose(np.mean(w), 1.0)
     assert w[names.index("t850")] > w[names.index("u850")]
 
 
-TINY = demo.Recipe(n_train=2, days=2.5, test_days=2.0, density=0.05, later_fraction=0.2,
+#: the code paths of the gpu recipe at a tiny size: synthesis in worker processes, loader workers, batches > 1
+TINY = demo.Recipe(n_train=2, days=2.5, test_days=2.0, density=0.05, later_fraction=0.2, synth_workers=2,
                    train=experiment.TrainRecipe(preset="healda-tiny", minutes=0.02, lr=1e-3, warmup_steps=2,
-                                                batch_size=1, num_workers=0, device="cpu"))
+                                                batch_size=2, num_workers=2, device="cpu"))
 
 
 @pytest.mark.slow
