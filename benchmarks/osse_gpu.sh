@@ -2,8 +2,11 @@
 # Device call: the OSSE demo at GPU scale (`healda demo --recipe gpu`), three seeds in one call, about three
 # minutes per seed on one H100 (synth + pack-obs on 13 CPU processes, 1.6 min of training, assimilation,
 # baselines). Carry .whl. Returns $OUT/osse-gpu/ (scores.json, report.md, the PNGs), the log and the card.
-# The nature runs and packed observations stay in /tmp (too large to bring back).
+# The nature runs and packed observations stay in /tmp (too large to bring back). HEALDA_COMPILE=0: no
+# torch.compile (compiling would take a large share of a 1.6-minute budget; the 9 M model is small);
+# HEALDA_AUTOTUNE=off: default kernel launch settings, no timing of kernels inside the budget.
 source benchmarks/gpu_setup.sh
+export HEALDA_COMPILE=0 HEALDA_AUTOTUNE=off
 W=/tmp/osse-gpu
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader > "$OUT/card.txt"
 python3 -c "import torch, triton; print('torch', torch.__version__, 'triton', triton.__version__)" >> "$OUT/card.txt"
