@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 runtime failure; 2 usage error (bad option, output exis
 
 from __future__ import annotations
 
+import re
 import signal
 import sys
 import traceback
@@ -34,7 +35,7 @@ class _HealdaGroup(TyperGroup):
         except HealdaError as exc:
             if console.state.debug:
                 console.err.print(traceback.format_exc(), markup=False)
-            console.error(str(exc))
+            console.error(re.sub(r"\s*\n\s*", " ", str(exc).strip()))  # one line, whatever a library said
             raise typer.Exit(exc.exit_code) from None
 
 

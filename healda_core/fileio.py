@@ -214,7 +214,14 @@ def check_claimed_sizes(ds, path: object) -> None:
     if size and total > MAX_EXPANSION * size:
         raise input_error(path, big, f"the dimensions claim {total / 1e9:.3g} GB of data ({big}: {big_n / 1e9:.3g} GB) "
                           f"in a {size / 1e3:.0f} KB file; the data cannot be there (corrupt or hostile header)")
+    check_memory_budget(path, big, total, "the dimensions claim")
+
+
+def check_memory_budget(path: object, variable: str | None, claimed: int, what: str) -> None:
+    """Refuse reading ``claimed`` bytes when that exceeds ``MEMORY_SHARE`` of the available memory."""
+    from healda_core.errors import input_error
+
     budget = int(MEMORY_SHARE * available_memory())
-    if total > budget:
-        raise input_error(path, big, f"the dimensions claim {total / 1e9:.3g} GB of data, more than this machine's "
-                          f"memory budget ({budget / 1e9:.3g} GB, half of the available memory); split the file")
+    if claimed > budget:
+        raise input_error(path, variable, f"{what} {claimed / 1e9:.3g} GB of data, more than this machine's memory "
+                          f"budget ({budget / 1e9:.3g} GB, half of the available memory); split the file")

@@ -176,7 +176,7 @@ def _member(names: list[str], base: str) -> str | None:
 def _read_zip(path: Path, config: dict | None) -> tuple[dict, dict | None, str, dict]:
     try:
         zf = zipfile.ZipFile(path)
-    except (zipfile.BadZipFile, OSError) as exc:
+    except (zipfile.BadZipFile, OSError, EOFError, ValueError) as exc:  # ValueError: a member name not UTF-8
         raise CheckpointError(f"{path}: corrupt or truncated zip ({exc})") from None
     with zf:
         names = zf.namelist()

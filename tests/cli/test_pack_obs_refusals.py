@@ -125,3 +125,28 @@ def test_same_input_twice_is_packed_once_with_a_warning(raw, tmp_path):
     from healda_core.obs.packed import read_packed
 
     assert read_packed(twice).n_obs == read_packed(once).n_obs
+
+
+def test_parquet_claim_beyond_the_memory_budget_refused(tmp_path, monkeypatch):
+    from healda_core import fileio
+    from healda_core.obs.readers import write_parquet
+    from tests.cli.synthetic import synthetic_raw
+
+    f = tmp_path / "obs.parquet"
+    write_parquet(f, synthetic_raw(n_sat=20_000, n_conv=0))
+    monkeypatch.setattr(fileio, "available_memory", lambda: 1_000_000)  # half of it is below 20,000 rows
+    out = tmp_path / "o.nc"
+    refused(_cli("pack-obs", f, "-o", out, "--time", TIME), "footer claims", "memory budget", out=out)
+
+
+def test_multi_line_library_messages_become_one_line(tmp_path, monkeypatch):
+    import healda_cli.commands.pack_obs as cmd
+    from healda_core.errors import InputError
+
+    def boom(*_a, **_k):
+        raise InputError(f"{tmp_path}: cannot read (first line\nsecond line\n  third)")
+
+    monkeypatch.setattr(cmd, "pack_obs", boom)
+    raw = write_synthetic_raw(tmp_path / "raw.nc", n_sat=10, n_conv=10)
+    line = refused(_cli("pack-obs", raw, "-o", tmp_path / "o.nc"), "first line second line third")
+    assert "\n" not in line

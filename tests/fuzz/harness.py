@@ -97,11 +97,13 @@ def check_pack_accounting(res, out: Path, what: str) -> None:
 @st.composite
 def byte_mutations(draw, size: int, head: int = 4096) -> tuple:
     """One byte-level mutation of a ``size``-byte file: ``("truncate", n)``, ``("flip", [(pos, mask)...])`` or
-    ``("overwrite", pos, bytes)``; positions favour the first ``head`` bytes (where the structure lives)."""
-    pos = st.one_of(st.integers(0, min(size, head) - 1), st.integers(0, size - 1))
+    ``("overwrite", pos, bytes)``; positions favour the first and last ``head`` bytes (where the structure of
+    NetCDF/HDF5, safetensors and zip headers, and of parquet footers, lives)."""
+    pos = st.one_of(st.integers(0, min(size, head) - 1), st.integers(max(0, size - head), size - 1),
+                    st.integers(0, size - 1))
     kind = draw(st.sampled_from(["truncate", "flip", "overwrite"]))
     if kind == "truncate":
-        return ("truncate", draw(st.one_of(st.integers(0, min(size, head) - 1), st.integers(0, size - 1))))
+        return ("truncate", draw(pos))
     if kind == "flip":
         return ("flip", draw(st.lists(st.tuples(pos, st.integers(1, 255)), min_size=1, max_size=8)))
     return ("overwrite", draw(pos), draw(st.binary(min_size=1, max_size=64)))
@@ -250,3 +252,51 @@ def _dim_len(group, name: str) -> int:
             return len(group.dimensions[name])
         group = group.parent
     raise KeyError(name)
+
+
+# ------------------------------------------------------------------------------------------- parquet mutations
+
+ARROW_TYPES = ["string", "int8", "int64", "float64", "bool", "timestamp[s]", "null"]
+
+
+@st.composite
+def parquet_mutations(draw, columns: list[str]) -> tuple:
+    """One table mutation: a column dropped, renamed, cast to another type, or filled with extreme values or
+    nulls (all rows or every third)."""
+    kind = draw(st.sampled_from(["drop", "rename", "cast", "values"]))
+    col = draw(st.sampled_from(columns))
+    if kind == "cast":
+        return ("cast", col, draw(st.sampled_from(ARROW_TYPES)))
+    if kind == "values":
+        return ("values", col, draw(st.sampled_from([*EXTREMES, None])), draw(st.booleans()))
+    return (kind, col)
+
+
+def mutate_parquet(src: Path, dst: Path, m: tuple) -> None:
+    """Copy parquet ``src`` to ``dst`` with the :func:`parquet_mutations` ``m`` applied."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    t = pq.read_table(src)
+    i = t.schema.get_field_index(m[1])
+    col = t.column(i)
+    if m[0] == "drop":
+        t = t.remove_column(i)
+    elif m[0] == "rename":
+        t = t.rename_columns([n if k != i else n + "_x" for k, n in enumerate(t.column_names)])
+    elif m[0] == "cast":
+        try:
+            new = col.cast(pa.type_for_alias(m[2]) if m[2] != "null" else pa.null(), safe=False)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, ValueError):
+            new = pa.nulls(len(col), pa.type_for_alias(m[2]) if m[2] != "null" else pa.null())
+        t = t.set_column(i, m[1], new)
+    else:
+        values = col.to_pylist()
+        for k in range(0, len(values), 1 if m[3] else 3):
+            values[k] = m[2]
+        try:
+            new = pa.array(values, type=col.type, from_pandas=True) if m[2] is not None else pa.array(values, col.type)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
+            new = pa.array(values, from_pandas=True)  # the value does not fit the type: the column changes type
+        t = t.set_column(i, m[1], new)
+    pq.write_table(t, dst)

@@ -89,7 +89,7 @@ def test_byte_mutations(seeds, fmt):
     src, extra = seeds[fmt]
     data = src.read_bytes()
 
-    @fuzz_settings(12)
+    @fuzz_settings(10)
     @given(m=byte_mutations(len(data)))
     def case(m):
         with tempfile.TemporaryDirectory() as d:
@@ -155,7 +155,7 @@ def test_safetensors_header_mutations(seeds):
     src, _ = seeds["safetensors"]
     header, body = _split(src.read_bytes())
 
-    @fuzz_settings(40)
+    @fuzz_settings(30)
     @given(m=header_mutations(header))
     def case(m):
         with tempfile.TemporaryDirectory() as d:
@@ -180,7 +180,7 @@ def run_dir(tmp_path_factory) -> Path:
 def test_training_state_mutations(run_dir, name):
     data = (run_dir / "a" / "checkpoints" / "step_00000002" / name).read_bytes()
 
-    @fuzz_settings(8)
+    @fuzz_settings(6)
     @given(m=byte_mutations(len(data)))
     def case(m):
         with tempfile.TemporaryDirectory() as d:

@@ -2,10 +2,11 @@
 counted as drops, or refused with one ``error:`` line (exit 3); never a traceback, output file or runaway memory.
 
 Seeds: one file per reader and layout (canonical CF point, IODA radiance and conventional, GSI conventional
-and radiance). Mutations: truncations, bit flips and overwrites of the bytes; and, through a NetCDF copy,
-variables retyped (integers, floats, strings), absurd attributes (units, fill values, flag tables), extreme
-values (NaN, inf, int64 limits, sentinels), dimensions resized (0 … 2e9 claimed rows), variables and global
-attributes removed or replaced.
+and radiance, parquet, BUFR TEMP and aircraft). Mutations: truncations, bit flips and overwrites of the bytes;
+through a NetCDF copy, variables retyped (integers, floats, strings), absurd attributes (units, fill values,
+flag tables), extreme values (NaN, inf, int64 limits, sentinels), dimensions resized (0 … 2e9 claimed rows),
+variables and global attributes removed or replaced; through a parquet copy, columns dropped, renamed, cast to
+other types or filled with extreme values and nulls.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ import netCDF4
 import pytest
 from hypothesis import given
 
-from tests.cli.synthetic import write_synthetic_raw
+from healda_core.obs.readers import write_parquet
+from tests.cli.synthetic import synthetic_raw, write_synthetic_raw
 from tests.fuzz.harness import (
     byte_mutations,
     check_outcome,
@@ -25,9 +27,11 @@ from tests.fuzz.harness import (
     fuzz_settings,
     mutate_bytes,
     mutate_nc,
+    mutate_parquet,
     nc_dimensions,
     nc_mutations,
     nc_variables,
+    parquet_mutations,
     run_cli,
 )
 from tests.obs.test_readers import write_gsi_conv_uv, write_gsi_radiance, write_ioda_conv, write_ioda_radiance
@@ -39,15 +43,21 @@ SEEDS = {
     "gsi-conv": ("diag_conv_uv_ges.2024010100_control.nc4", write_gsi_conv_uv),
     "gsi-radiance": ("diag_amsua_n19_ges.2024010106_control.nc4", write_gsi_radiance),
 }
-BYTE_EXAMPLES = 20
-NC_EXAMPLES = 30
+BINARY_SEEDS = {
+    "parquet": ("obs.parquet", lambda p: write_parquet(p, synthetic_raw(n_sat=30, n_conv=20), row_group_rows=20)),
+    "bufr-temp": ("temp.bufr", lambda p: p.write_bytes((BUFR_DATA / "temp_sample.bufr").read_bytes())),
+    "bufr-aircraft": ("aircraft.bufr", lambda p: p.write_bytes((BUFR_DATA / "aircraft_small.bufr").read_bytes())),
+}
+BUFR_DATA = Path(__file__).resolve().parents[1] / "data" / "bufr"
+BYTE_EXAMPLES = 15
+NC_EXAMPLES = 25
 
 
 @pytest.fixture(scope="module")
 def seeds(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("seeds")
     out = {}
-    for fmt, (name, write) in SEEDS.items():
+    for fmt, (name, write) in {**SEEDS, **BINARY_SEEDS}.items():
         (root / fmt).mkdir()
         out[fmt] = root / fmt / name
         write(out[fmt])
@@ -62,7 +72,7 @@ def _pack(src: Path, what: str) -> None:
         check_pack_accounting(res, out, what)
 
 
-@pytest.mark.parametrize("fmt", list(SEEDS))
+@pytest.mark.parametrize("fmt", [*SEEDS, *BINARY_SEEDS])
 def test_seed_files_pack(seeds, fmt, tmp_path):
     src = tmp_path / seeds[fmt].name
     src.write_bytes(seeds[fmt].read_bytes())
@@ -73,7 +83,7 @@ def test_seed_files_pack(seeds, fmt, tmp_path):
     check_pack_accounting(res, out, fmt)
 
 
-@pytest.mark.parametrize("fmt", list(SEEDS))
+@pytest.mark.parametrize("fmt", [*SEEDS, *BINARY_SEEDS])
 def test_byte_mutations(seeds, fmt):
     data = seeds[fmt].read_bytes()
 
@@ -101,5 +111,21 @@ def test_structure_mutations(seeds, fmt):
             src = Path(d) / seed.name
             mutate_nc(seed, src, m)
             _pack(src, f"{fmt} {m}")
+
+    case()
+
+
+def test_parquet_table_mutations(seeds):
+    import pyarrow.parquet as pq
+
+    seed = seeds["parquet"]
+
+    @fuzz_settings(NC_EXAMPLES)
+    @given(m=parquet_mutations(pq.read_schema(seed).names))
+    def case(m):
+        with tempfile.TemporaryDirectory() as d:
+            src = Path(d) / seed.name
+            mutate_parquet(seed, src, m)
+            _pack(src, f"parquet {m}")
 
     case()

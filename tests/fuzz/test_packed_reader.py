@@ -82,7 +82,7 @@ def test_seed_packed_file_assimilates(work, tmp_path):
 def test_byte_mutations(work):
     data = work["packed"].read_bytes()
 
-    @fuzz_settings(30)
+    @fuzz_settings(20)
     @given(m=byte_mutations(len(data)))
     def case(m):
         with tempfile.TemporaryDirectory() as d:
@@ -98,7 +98,7 @@ def test_structure_mutations(work):
     with netCDF4.Dataset(seed) as ds:
         global_attrs = list(ds.ncattrs())
 
-    @fuzz_settings(50)
+    @fuzz_settings(35)
     @given(m=nc_mutations(nc_variables(seed), nc_dimensions(seed), global_attrs))
     def case(m):
         with tempfile.TemporaryDirectory() as d:
@@ -116,7 +116,7 @@ def test_static_file_mutations(work):
         global_attrs = list(ds.ncattrs())
     data = seed.read_bytes()
 
-    @fuzz_settings(30)
+    @fuzz_settings(20)
     @given(m=st.one_of(byte_mutations(len(data)), nc_mutations(nc_variables(seed), nc_dimensions(seed),
                                                                 global_attrs)))
     def case(m):

@@ -91,6 +91,7 @@ def read_parquet(path: str | os.PathLike) -> RawObs:
         if name in names and not pa.types.is_integer(pf.schema_arrow.field(name).type):
             raise input_error(path, name, f"wrong type {pf.schema_arrow.field(name).type}, expected integer")
     n = pf.metadata.num_rows
+    _check_claimed_rows(path, n)
     cols = {name: np.empty(n, dtype) for name, dtype in COLUMNS.items()}
     flags = {dst: np.full(n, -1, np.int32) for src, dst in FLAGS.items() if src in names}
     s_lut, c_lut = _channel_luts()
@@ -125,6 +126,18 @@ def read_parquet(path: str | os.PathLike) -> RawObs:
     for name in ("pressure_hpa", "height"):
         cols[name][~conv] = np.nan
     return RawObs.from_columns(n, **cols, **flags, sources=[str(path)])
+
+
+def _check_claimed_rows(path: str | os.PathLike, n: int) -> None:
+    """Refuse a footer claiming more rows than the file can hold or memory can take, before allocating them."""
+    from healda_core.fileio import MAX_EXPANSION, check_memory_budget
+
+    row_bytes = sum(np.dtype(d).itemsize for d in COLUMNS.values())
+    size = os.path.getsize(path)
+    if n < 0 or n * row_bytes > MAX_EXPANSION * size:
+        raise input_error(path, None, f"the footer claims {n:,} rows in a {size / 1e3:.0f} KB file; the rows cannot be "
+                          "there (corrupt or hostile footer)")
+    check_memory_budget(path, None, n * row_bytes, "the footer claims")
 
 
 def write_parquet(path: str | os.PathLike, raw: RawObs, row_group_rows: int = BATCH_ROWS) -> None:
