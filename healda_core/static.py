@@ -22,7 +22,7 @@ from jaxtyping import Float
 
 from healda_core import grid
 from healda_core.errors import InputError, input_error
-from healda_core.fileio import open_netcdf
+from healda_core.fileio import open_netcdf, reading_netcdf
 
 G0 = 9.80665  # m s-2, standard gravity (ERA5 geopotential → height)
 #: z-scoring constants of the static channels (DATA §4; last two rows of era5_13_levels_stats.csv)
@@ -206,7 +206,7 @@ def load_static(path: str | os.PathLike, level: int) -> Float[np.ndarray, "2 npi
     """
     p = Path(path)
     ds = open_netcdf(p)
-    with ds:
+    with ds, reading_netcdf(p):  # a damaged chunk or attribute surfaces as a netCDF/HDF5 error
         for name in STATIC_VARS:
             if name not in ds.variables:
                 raise input_error(p, name, "missing (make the file with `healda make-static`)")
