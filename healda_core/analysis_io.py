@@ -18,14 +18,12 @@ by ``lat`` (90 → −90) and ``lon`` (0 → 360 − Δ), bilinearly interpolate
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
-from importlib import resources
 
-import healpy
 import netCDF4
 import numpy as np
 
+from healda_core import era5_stats as _stats
 from healda_core import grid
 from healda_core.fileio import HDF5_LOCK
 from healda_core.static import write_healpix_crs
@@ -76,15 +74,8 @@ def channel_names() -> list[str]:
 
 def era5_stats() -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) float64 (74,) in model channel order, from the shipped ``era5_13_levels_stats.csv``."""
-    path = resources.files("healda_core") / "data" / "stats" / "era5_13_levels_stats.csv"
-    with path.open("r", newline="") as fh:
-        rows = {(r["variable"], int(float(r["level"]))): (float(r["mean"]), float(r["std"])) for r in csv.DictReader(fh)}
     keys = [(v.era5, lev) for v in ATMOS_VARS for lev in LEVELS_HPA] + [(v.era5, -1) for v in SURFACE_VARS]
-    missing = [k for k in keys if k not in rows]
-    if missing:
-        raise RuntimeError(f"era5_13_levels_stats.csv lacks {missing}")
-    ms = np.array([rows[k] for k in keys], dtype=np.float64)
-    return ms[:, 0], ms[:, 1]
+    return _stats.mean_std(keys)
 
 
 def latlon_grid(deg: float) -> tuple[np.ndarray, np.ndarray]:
@@ -102,8 +93,7 @@ class LatLonInterpolator:
     def __init__(self, level: int, deg: float):
         self.lat, self.lon = latlon_grid(deg)
         lon2, lat2 = np.meshgrid(self.lon, self.lat)
-        pix, w = healpy.get_interp_weights(grid.level_to_nside(level), lon2.ravel(), lat2.ravel(), nest=True,
-                                           lonlat=True)
+        pix, w = grid.interp_weights(lon2.ravel(), lat2.ravel(), level, "nest")
         self.pix, self.w = pix.astype(np.int64), w.astype(np.float32)
 
     def __call__(self, field: np.ndarray) -> np.ndarray:

@@ -1,6 +1,7 @@
-"""HEALPix grid: the one place where pixel orders meet.
+"""HEALPix grid: the one place where pixel orders are parsed and applied, and the one module that calls healpy
+(the nature run's spherical harmonics in ``synth/nature.py`` aside).
 
-Two pixel orders are used in healda:
+Three pixel orders are used in healda:
 
 * ``"padxy"`` — earth2grid ``HEALPIX_PAD_XY`` (``XY(origin=N, clockwise=True)``), the order of every
   tensor inside the model. At level ``L`` (side ``s = 2**L``) the flat index is
@@ -9,15 +10,18 @@ Two pixel orders are used in healda:
   ``(f, row >> k, col >> k)``.
 * ``"nest"`` — the standard HEALPix NESTED scheme (healpy, CF-1.13 ``indexing_scheme = "nested"``), used
   on disk for analyses and static fields.
+* ``"ring"`` — the HEALPix RING scheme (CF-1.13 ``indexing_scheme = "ring"``), accepted on input files.
 
 Conversion (ARCHITECTURE §3.2, DATA §3): for PAD_XY pixel ``(f, row, col)``,
-``nest = healpy.xyf2pix(s, s-1-row, s-1-col, f, nest=True)``.
+``nest = healpy.xyf2pix(s, s-1-row, s-1-col, f, nest=True)``. A file's declared order is read by
+:func:`declared_order` (spellings: :func:`parse_order`) and applied by :func:`reorder`.
 
 All functions take and return NumPy arrays (int64 pixel ids, float64 degrees) unless stated.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 from typing import Literal
 
@@ -25,9 +29,14 @@ import healpy
 import numpy as np
 from jaxtyping import Float, Int
 
-Order = Literal["padxy", "nest"]
-ORDERS: tuple[str, ...] = ("padxy", "nest")
+Order = Literal["padxy", "nest", "ring"]
+ORDERS: tuple[str, ...] = ("padxy", "nest", "ring")
+#: orders in which a pixel's parent is its index shifted (:func:`parent`)
+HIERARCHICAL: tuple[str, ...] = ("padxy", "nest")
 N_FACES = 12
+#: accepted spellings of each order in file attributes (lower case)
+_SPELLINGS = {"padxy": "padxy", "pad_xy": "padxy", "healpix_pad_xy": "padxy", "earth2grid_healpix_pad_xy": "padxy",
+              "nest": "nest", "nested": "nest", "ring": "ring"}
 
 
 def level_to_nside(level: int) -> int:
@@ -62,6 +71,44 @@ def _check_order(order: str) -> None:
         raise ValueError(f"pixel order must be one of {ORDERS}, got {order!r}")
 
 
+def parse_order(text: object) -> Order:
+    """The order named by a file attribute: ``nested``/``nest``, ``ring``, ``earth2grid_healpix_pad_xy``/``padxy``
+    (any case). Raises ``ValueError`` for anything else."""
+    order = _SPELLINGS.get(str(text).strip().lower())
+    if order is None:
+        raise ValueError(f"HEALPix pixel order {text!r} not recognised (nested, ring or earth2grid_healpix_pad_xy)")
+    return order
+
+
+def declared_order(global_attrs: Mapping[str, object], var_attrs: Mapping[str, Mapping[str, object]],
+                   default: Order | None = None) -> Order:
+    """The pixel order a HEALPix file declares, from its global attributes and each variable's attributes.
+
+    Declarations: a global ``pixel_order`` (or ``healpix_order``); the ``indexing_scheme`` of the CF grid mapping
+    variable (``grid_mapping_name = "healpix"``) or of a ``cell``/``cell_ids`` coordinate. Every declaration
+    must name the same order. ``default``: the order of a file that declares none (None: refuse it).
+
+    Raises:
+        ValueError: no declaration (and no ``default``), an unrecognised one, or declarations that disagree.
+    """
+    found: dict[str, Order] = {}
+    for key in ("pixel_order", "healpix_order"):
+        if key in global_attrs:
+            found[key] = parse_order(global_attrs[key])
+    for name, attrs in var_attrs.items():
+        if "indexing_scheme" in attrs and (attrs.get("grid_mapping_name") == "healpix" or name in ("cell", "cell_ids")):
+            found[f"{name}:indexing_scheme"] = parse_order(attrs["indexing_scheme"])
+    if not found and default is not None:
+        return default
+    if not found:
+        raise ValueError("HEALPix pixel order undeclared: declare NEST or RING (CF healpix grid mapping, "
+                         "indexing_scheme = 'nested' or 'ring') or a global pixel_order = 'earth2grid_healpix_pad_xy'")
+    if len(set(found.values())) > 1:
+        raise ValueError("HEALPix pixel order declared inconsistently: "
+                         + ", ".join(f"{k} = {v}" for k, v in found.items()))
+    return next(iter(found.values()))
+
+
 def _padxy_to_nest_ids(pix: np.ndarray, level: int) -> np.ndarray:
     s = level_to_nside(level)
     f, rem = np.divmod(pix, s * s)
@@ -90,6 +137,39 @@ def _nest_to_padxy_table(level: int) -> np.ndarray:
     return table
 
 
+@lru_cache(maxsize=16)
+def _nest_to_ring_table(level: int) -> np.ndarray:
+    table = healpy.nest2ring(level_to_nside(level), np.arange(npix(level), dtype=np.int64)).astype(np.int64)
+    table.setflags(write=False)
+    return table
+
+
+@lru_cache(maxsize=16)
+def _ring_to_nest_table(level: int) -> np.ndarray:
+    table = healpy.ring2nest(level_to_nside(level), np.arange(npix(level), dtype=np.int64)).astype(np.int64)
+    table.setflags(write=False)
+    return table
+
+
+def _from_nest(order: str, level: int) -> np.ndarray | None:
+    """``t[i_nest] = i_order`` (None: the identity)."""
+    return {"padxy": _nest_to_padxy_table, "ring": _nest_to_ring_table}.get(order, lambda _: None)(level)
+
+
+def _to_nest(order: str, level: int) -> np.ndarray | None:
+    """``t[i_order] = i_nest`` (None: the identity)."""
+    return {"padxy": _padxy_to_nest_table, "ring": _ring_to_nest_table}.get(order, lambda _: None)(level)
+
+
+@lru_cache(maxsize=32)
+def _gather(level: int, src: str, dst: str) -> np.ndarray:
+    """``g`` with ``out[..., i_dst] = field[..., g[i_dst]]``: ``i_dst -> i_nest -> i_src``."""
+    from_src, to_dst = _from_nest(src, level), _to_nest(dst, level)
+    if to_dst is None:
+        return from_src
+    return to_dst if from_src is None else from_src[to_dst]
+
+
 def padxy_to_nest(level: int) -> Int[np.ndarray, " npix"]:
     """Permutation ``perm`` with ``perm[i_padxy] = i_nest`` (read-only, cached).
 
@@ -112,9 +192,7 @@ def reorder(field: np.ndarray, level: int, src: Order, dst: Order) -> np.ndarray
         raise ValueError(f"last axis has {field.shape[-1]} pixels, level {level} has {npix(level)}")
     if src == dst:
         return field
-    # out[..., i_dst] = field[..., i_src(i_dst)]
-    gather = nest_to_padxy(level) if (src, dst) == ("padxy", "nest") else padxy_to_nest(level)
-    return field[..., gather]
+    return field[..., _gather(int(level), src, dst)]
 
 
 def ang2pix(
@@ -125,6 +203,8 @@ def ang2pix(
     lon = np.asarray(lon, dtype=np.float64)
     lat = np.asarray(lat, dtype=np.float64)
     nest = healpy.ang2pix(level_to_nside(level), lon, lat, nest=True, lonlat=True).astype(np.int64)
+    if order == "ring":
+        return _nest_to_ring_table(int(level))[nest]
     return nest if order == "nest" else _nest_to_padxy_ids(nest, level)
 
 
@@ -134,7 +214,10 @@ def pix2ang(
     """Pixel-centre (lon in [0, 360), lat) in degrees, float64."""
     _check_order(order)
     pix = np.asarray(pix, dtype=np.int64)
-    nest = pix if order == "nest" else _padxy_to_nest_ids(pix, level)
+    if order == "ring":
+        nest = _ring_to_nest_table(int(level))[pix]
+    else:
+        nest = pix if order == "nest" else _padxy_to_nest_ids(pix, level)
     lon, lat = healpy.pix2ang(level_to_nside(level), nest, nest=True, lonlat=True)
     return np.mod(lon, 360.0), lat
 
@@ -145,8 +228,9 @@ def pixel_centers(level: int, order: Order = "padxy") -> tuple[Float[np.ndarray,
 
 
 def parent(pix: Int[np.ndarray, " n"], level: int, parent_level: int, order: Order = "padxy") -> Int[np.ndarray, " n"]:
-    """Pixel at ``parent_level`` (<= ``level``) containing each pixel of ``level``, same order."""
-    _check_order(order)
+    """Pixel at ``parent_level`` (<= ``level``) containing each pixel of ``level``, same (hierarchical) order."""
+    if order not in HIERARCHICAL:
+        raise ValueError(f"parent needs a hierarchical pixel order {HIERARCHICAL}, got {order!r}")
     k = int(level) - int(parent_level)
     if k < 0:
         raise ValueError(f"parent_level {parent_level} is finer than level {level}")
@@ -159,13 +243,34 @@ def parent(pix: Int[np.ndarray, " n"], level: int, parent_level: int, order: Ord
     return f * sp * sp + (row >> k) * sp + (col >> k)
 
 
-def interp_weights(
-    lon: Float[np.ndarray, " n"], lat: Float[np.ndarray, " n"], level: int
-) -> tuple[Int[np.ndarray, "4 n"], Float[np.ndarray, "4 n"]]:
-    """NEST pixels and weights of bilinear interpolation on the sphere at (lon, lat) degrees (healpy's scheme).
-
-    ``(field[..., pix] * w).sum(-2)`` interpolates a NEST field ``(..., npix)`` at the points.
-    """
+def interp_weights(lon: Float[np.ndarray, " n"], lat: Float[np.ndarray, " n"], level: int, order: Order = "nest"
+                   ) -> tuple[Int[np.ndarray, "4 n"], Float[np.ndarray, "4 n"]]:
+    """Pixels (in ``order``) and weights of bilinear interpolation on the sphere at (lon, lat) degrees (healpy's
+    4-neighbour scheme): ``(field[..., pix] * w).sum(-2)`` interpolates a field ``(..., npix)`` in ``order``."""
+    _check_order(order)
     pix, w = healpy.get_interp_weights(level_to_nside(level), np.asarray(lon, np.float64),
                                        np.asarray(lat, np.float64), nest=True, lonlat=True)
-    return pix.astype(np.int64), w
+    pix = pix.astype(np.int64)
+    if order != "nest":
+        pix = _from_nest(order, int(level))[pix]
+    return pix, w
+
+
+def interp(field: Float[np.ndarray, "*lead npix"], lon: Float[np.ndarray, " n"], lat: Float[np.ndarray, " n"],
+           order: Order = "nest") -> Float[np.ndarray, "*lead n"]:
+    """Bilinear interpolation of ``field`` (last axis: pixels in ``order``) at the points (lon, lat) in degrees."""
+    level = level_of_npix(field.shape[-1])
+    field = reorder(field, level, order, "nest")
+    if field.ndim == 1:
+        return healpy.get_interp_val(field, lon, lat, nest=True, lonlat=True)
+    return np.stack([interp(f, lon, lat) for f in field])
+
+
+def ang2vec(lon: Float[np.ndarray, " n"], lat: Float[np.ndarray, " n"]) -> Float[np.ndarray, "n 3"]:
+    """Unit vectors of the points (lon, lat) in degrees."""
+    return healpy.ang2vec(lon, lat, lonlat=True)
+
+
+def vec2ang(vec: Float[np.ndarray, "n 3"]) -> tuple[Float[np.ndarray, " n"], Float[np.ndarray, " n"]]:
+    """(lon, lat) in degrees of the vectors ``vec`` (any length)."""
+    return healpy.vec2ang(vec, lonlat=True)

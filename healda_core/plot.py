@@ -123,8 +123,8 @@ def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level
     time) for the caller to report.
 
     Args:
-        path: analysis / nature / static NetCDF (HEALPix NEST, ``cell`` dimension) or packed observations
-            (``obs`` dimension with ``lat``/``lon``). var: variable name. level: pressure level (hPa) for 3-D
+        path: analysis / nature / static NetCDF (HEALPix, ``cell`` dimension; NEST unless another order is
+            declared) or packed observations (``obs`` dimension with ``lat``/``lon``). var: variable name. level: pressure level (hPa) for 3-D
             fields (default 500). time: index along ``time``/``analysis`` (default last).
     """
     p = Path(path)
@@ -136,4 +136,11 @@ def plot_map(path: str | os.PathLike, var: str, out: str | os.PathLike, *, level
         if ds.variables[var].dimensions[-1] == "obs":
             lon, lat = ds.variables["lon"][:], ds.variables["lat"][:]
             return draw_points(lon, lat, data, out, title, units, overwrite=overwrite), title, defaults
+        try:
+            order = grid.declared_order({k: ds.getncattr(k) for k in ds.ncattrs()},
+                                        {n: {k: v.getncattr(k) for k in v.ncattrs()} for n, v in ds.variables.items()},
+                                        default="nest")
+        except ValueError as exc:
+            raise input_error(p, None, str(exc)) from None
+    data = grid.reorder(np.asarray(data), grid.level_of_npix(data.shape[-1]), order, "nest")
     return draw_healpix(data, out, title, units, overwrite=overwrite), title, defaults

@@ -15,20 +15,18 @@ import math
 import os
 from pathlib import Path
 
-import healpy
 import netCDF4
 import numpy as np
 from jaxtyping import Float
 
-from healda_core import grid
+from healda_core import era5_stats, grid
 from healda_core.errors import InputError, input_error
 from healda_core.fileio import open_netcdf, reading_netcdf
 
 G0 = 9.80665  # m s-2, standard gravity (ERA5 geopotential → height)
-#: z-scoring constants of the static channels (DATA §4; last two rows of era5_13_levels_stats.csv)
-OROG_MEAN, OROG_STD = 232.56013904090733, 627.3885284872
-LFRAC_MEAN, LFRAC_STD = 0.3410480857539571, 0.4695501683565522
 STATIC_VARS = ("orog", "lfrac")
+#: names under which :func:`load_static` finds each static input in a HEALPix file, in channel order
+STATIC_FILE_NAMES = (("orog", "orography", "zsfc"), ("lfrac", "land_fraction", "lsm"))
 
 _OROG_NAMES = ("orog", "orography", "z", "geopotential", "hgt", "elevation", "surface_altitude", "zs", "topo")
 _OROG_STD_NAMES = ("surface_altitude", "surface_geopotential", "geopotential", "height_above_mean_sea_level")
@@ -115,7 +113,7 @@ def regrid_to_healpix(lat: np.ndarray, lon: np.ndarray, fields: list[np.ndarray]
     """Area-weighted mean of lat-lon ``fields`` on HEALPix ``level`` (NEST); returns (fields, factor)."""
     dlat, dlon = abs(lat[1] - lat[0]), abs(lon[1] - lon[0])
     k = k or supersample_factor(dlat, dlon, level)
-    nside, npix = grid.level_to_nside(level), grid.npix(level)
+    npix = grid.npix(level)
     offs = (np.arange(k) + 0.5) / k - 0.5
     sub_lon = (lon[:, None] + offs[None, :] * dlon).reshape(-1)  # (nlon*k,)
     sums = [np.zeros(npix) for _ in fields]
@@ -128,7 +126,7 @@ def regrid_to_healpix(lat: np.ndarray, lon: np.ndarray, fields: list[np.ndarray]
         w_lat = np.where(keep, np.cos(np.radians(np.clip(sub_lat, -90, 90))), 0.0)
         lat2 = np.broadcast_to(np.clip(sub_lat, -90, 90)[:, :, None], (la.size, k, sub_lon.size))
         lon2 = np.broadcast_to(sub_lon[None, None, :], lat2.shape)
-        pix = healpy.ang2pix(nside, lon2.reshape(-1), lat2.reshape(-1), nest=True, lonlat=True)
+        pix = grid.ang2pix(lon2.reshape(-1), lat2.reshape(-1), level, "nest")
         w = np.broadcast_to(w_lat[:, :, None], lat2.shape).reshape(-1)
         for i, f in enumerate(fields):
             vals = np.repeat(np.repeat(f[a:a + rows], k, axis=1)[:, None, :], k, axis=1).reshape(-1)
@@ -179,13 +177,14 @@ def write_static(path: str | os.PathLike, fields: dict[str, np.ndarray], level: 
     """Write a static file (NEST order) to ``path`` (the caller handles atomicity)."""
     from healda_core import __version__
 
+    (orog_mean, lfrac_mean), (orog_std, lfrac_std) = era5_stats.static_mean_std()
     with netCDF4.Dataset(path, "w", format="NETCDF4") as ds:
         ds.setncatts({"Conventions": "CF-1.13", "title": "HealDA static inputs (orography, land fraction)",
                       "institution": "healda", "source": f"healda {__version__} make-static", "history": history,
                       "healda_version": __version__, "healda_file": "static", "hpx_level": np.int32(level),
                       "pixel_order": "nest",
                       "comment": "physical values; the model z-scores them at load time with orog "
-                                 f"{OROG_MEAN:.4f} ± {OROG_STD:.4f} m and lfrac {LFRAC_MEAN:.6f} ± {LFRAC_STD:.6f}",
+                                 f"{orog_mean:.4f} ± {orog_std:.4f} m and lfrac {lfrac_mean:.6f} ± {lfrac_std:.6f}",
                       **{f"healda_{k}": str(v) for k, v in attrs.items()}})
         ds.createDimension("cell", grid.npix(level))
         write_healpix_crs(ds, level)
@@ -198,44 +197,79 @@ def write_static(path: str | os.PathLike, fields: dict[str, np.ndarray], level: 
             v[:] = fields[name]
 
 
+def _read_fields(path: Path) -> tuple[dict, dict[str, dict], dict[str, np.ndarray]]:
+    """Global attributes, every variable's attributes, and the static inputs present (float64, fill values NaN)."""
+    wanted = {n for names in STATIC_FILE_NAMES for n in names}
+    if path.suffix == ".zarr" or path.is_dir():
+        import xarray as xr
+
+        try:
+            ds = xr.open_zarr(path)
+        except Exception as exc:  # noqa: BLE001 - any backend error is an input problem
+            raise input_error(path, None, f"cannot open as Zarr ({type(exc).__name__}: {exc})") from None
+        with ds:
+            return (dict(ds.attrs), {n: dict(v.attrs) for n, v in ds.variables.items()},
+                    {n: np.asarray(ds[n].values, dtype=np.float64) for n in wanted if n in ds.variables})
+    with open_netcdf(path) as ds, reading_netcdf(path):  # a damaged chunk or attribute: one netCDF/HDF5 error
+        arrays = {}
+        for n in sorted(wanted & set(ds.variables)):
+            v = ds.variables[n]
+            v.set_auto_maskandscale(True)
+            arrays[n] = np.ma.filled(np.ma.asarray(v[:]).astype(np.float64), np.nan)
+        return ({k: ds.getncattr(k) for k in ds.ncattrs()},
+                {n: {k: v.getncattr(k) for k in v.ncattrs()} for n, v in ds.variables.items()}, arrays)
+
+
+def _check_cells(path: Path, var: str, a: np.ndarray, level: int, var_attrs: dict[str, dict]) -> None:
+    if a.ndim != 1:
+        raise input_error(path, var, f"shape {a.shape} after dropping size-1 dimensions; expected (cell,)")
+    try:
+        lvl = grid.level_of_npix(a.size)
+    except ValueError:
+        raise input_error(path, var, f"{a.size} cells is not a HEALPix pixel count") from None
+    for name, attrs in var_attrs.items():
+        file_level = attrs.get("refinement_level") if attrs.get("grid_mapping_name") == "healpix" else None
+        if file_level is not None and int(file_level) != lvl:
+            raise input_error(path, name, f"refinement_level {file_level} disagrees with {a.size} cells")
+    if lvl != level:
+        raise InputError(f"{path}: static file is at HEALPix level {lvl}, the model needs level_in = {level} "
+                         f"(make it with `healda make-static --level {level}`)")
+
+
 def load_static(path: str | os.PathLike, level: int) -> Float[np.ndarray, "2 npix"]:
     """The model's static input (2, npix) float32: z-scored orography and land fraction, PAD_XY order.
 
+    The one reader of static inputs, for training and inference. ``path`` is a NetCDF file (or a Zarr
+    store) with orography (m) and land fraction (1) on the HEALPix grid of ``level``, as ``healda make-static``
+    writes it. The pixel order must be declared (:func:`~healda_core.grid.declared_order`: NEST, RING or
+    PAD_XY) and is converted to PAD_XY; values are z-scored with the ERA5 statistics
+    (:func:`~healda_core.era5_stats.static_mean_std`). Missing values are refused, never filled.
+
     Raises:
-        InputError: missing variables, wrong level or indexing scheme, non-finite values.
+        InputError: unreadable file, missing variable, wrong level, undeclared or inconsistent pixel order,
+            NaN or infinite values (each naming the file and the variable).
     """
     p = Path(path)
-    ds = open_netcdf(p)
-    with ds, reading_netcdf(p):  # a damaged chunk or attribute surfaces as a netCDF/HDF5 error
-        for name in STATIC_VARS:
-            if name not in ds.variables:
-                raise input_error(p, name, "missing (make the file with `healda make-static`)")
-        scheme, file_level = "nested", None
-        if "crs" in ds.variables:
-            scheme = str(getattr(ds.variables["crs"], "indexing_scheme", "nested"))
-            file_level = getattr(ds.variables["crs"], "refinement_level", None)
-        n = ds.variables["orog"].shape[-1]
-        try:
-            lvl = grid.level_of_npix(n)
-        except ValueError:
-            raise input_error(p, "orog", f"{n} cells is not a HEALPix pixel count") from None
-        if file_level is not None and int(file_level) != lvl:
-            raise input_error(p, "crs", f"refinement_level {file_level} disagrees with {n} cells")
-        if lvl != level:
-            raise InputError(f"{p}: static file is at HEALPix level {lvl}, the checkpoint needs level_in = {level} "
-                             f"(make it with `healda make-static --level {level}`)")
-        fields = []
-        for name in STATIC_VARS:
-            v = ds.variables[name]
-            v.set_auto_maskandscale(True)
-            a = np.ma.filled(np.ma.asarray(v[:]).astype(np.float64), np.nan).reshape(-1)
-            if not np.isfinite(a).all():
-                raise input_error(p, name, f"{int((~np.isfinite(a)).sum())} non-finite values")
-            fields.append(a)
-    if scheme == "ring":
-        fields = [healpy.reorder(a, r2n=True) for a in fields]
-    elif scheme != "nested":
-        raise input_error(p, "crs", f"indexing_scheme {scheme!r} not supported (nested or ring)")
-    orog, lfrac = fields
-    z = np.stack([(orog - OROG_MEAN) / OROG_STD, (lfrac - LFRAC_MEAN) / LFRAC_STD])
-    return grid.reorder(z, level, "nest", "padxy").astype(np.float32)
+    global_attrs, var_attrs, arrays = _read_fields(p)
+    found = []
+    for names in STATIC_FILE_NAMES:
+        var = next((n for n in names if n in arrays), None)
+        if var is None:
+            raise input_error(p, names[0], "missing (make the file with `healda make-static`)")
+        found.append(var)
+    try:
+        order = grid.declared_order(global_attrs, var_attrs)
+    except ValueError as exc:
+        raise input_error(p, None, str(exc)) from None
+    rows = []
+    for var in found:
+        a = np.squeeze(arrays[var])
+        _check_cells(p, var, a, level, var_attrs)
+        bad = int((~np.isfinite(a)).sum())
+        if bad:
+            raise input_error(p, var, f"{bad} of {a.size} values are NaN, infinite or fill values; static inputs "
+                                      "must be complete (nothing is filled in)")
+        rows.append(a)
+    mean, std = era5_stats.static_mean_std()
+    z = (np.stack(rows) - mean[:, None]) / std[:, None]
+    return grid.reorder(z, level, order, "padxy").astype(np.float32)

@@ -47,10 +47,9 @@ CONVENTION_KEYS = ("pixel_order", "level_in", "level_model", "time_length", "met
 
 def era5_stats_sha256() -> str:
     """SHA-256 of the shipped ERA5 output statistics (``era5_13_levels_stats.csv``)."""
-    from importlib import resources
+    from healda_core import era5_stats
 
-    data = (resources.files("healda_core") / "data" / "stats" / "era5_13_levels_stats.csv").read_bytes()
-    return hashlib.sha256(data).hexdigest()
+    return era5_stats.sha256()
 
 
 def obs_stats_sha256() -> str:

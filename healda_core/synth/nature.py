@@ -107,8 +107,7 @@ class NatureRun:
     def _evaluate(self, alm: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(ψ, ∂ψ/∂θ, (1/sinθ)∂ψ/∂φ) in NEST order."""
         maps = healpy.alm2map_der1(alm, self.nside, lmax=self.lmax)
-        ring2nest = healpy.nest2ring(self.nside, np.arange(12 * self.nside**2))
-        return tuple(m[ring2nest] for m in maps)
+        return tuple(grid.reorder(m, self.level, "ring", "nest") for m in maps)
 
     def _statics(self, rng: np.random.Generator) -> dict[str, np.ndarray]:
         spec = np.where(self.l >= 1, np.maximum(self.l, 1) ** -1.0, 0.0)

@@ -14,9 +14,9 @@ plus Gaussian errors with the standard deviations in :data:`ERRORS`):
 
 from __future__ import annotations
 
-import healpy
 import numpy as np
 
+from healda_core import grid
 from healda_core.obs import vocab
 from healda_core.synth.nature import PLEVELS, R_DRY, G, NatureRun, std_geopotential
 
@@ -49,9 +49,7 @@ class _Sampler:
 
     def interp(self, field: np.ndarray, lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
         """Bilinear interpolation of a NEST field (npix,) or (levels, npix) at points."""
-        if field.ndim == 1:
-            return healpy.get_interp_val(field, lon, lat, nest=True, lonlat=True)
-        return np.stack([healpy.get_interp_val(f, lon, lat, nest=True, lonlat=True) for f in field])
+        return grid.interp(field, lon, lat, "nest")
 
 
 def _rows(n: int, **cols) -> dict[str, np.ndarray]:
@@ -103,13 +101,13 @@ def surface_stations(s: _Sampler, rng, lon, lat, hour_s: int) -> list[dict]:
 
 def _great_circle(lon1, lat1, lon2, lat2, frac):
     """Points at fractions ``frac`` along great circles (degrees)."""
-    p1 = healpy.ang2vec(lon1, lat1, lonlat=True)
-    p2 = healpy.ang2vec(lon2, lat2, lonlat=True)
+    p1 = grid.ang2vec(lon1, lat1)
+    p2 = grid.ang2vec(lon2, lat2)
     omega = np.arccos(np.clip((p1 * p2).sum(-1), -1, 1))[:, None]
     so = np.maximum(np.sin(omega), 1e-9)
     f = frac[:, None]
     vec = (np.sin((1 - f) * omega) * p1 + np.sin(f * omega) * p2) / so
-    return healpy.vec2ang(vec, lonlat=True)
+    return grid.vec2ang(vec)
 
 
 def aircraft(s: _Sampler, rng, hour_s: int, flights: int) -> list[dict]:

@@ -2,31 +2,30 @@
 
 * Output channels and ERA5 statistics (DATA §4): :func:`channel_names`, :func:`era5_stats`.
 * Targets: :class:`TargetStore` reads ERA5-like NetCDF (or Zarr) files on the HEALPix grid of ``level_in``.
-  Pixel order must be declared: a CF ``grid_mapping_name = "healpix"`` variable with
-  ``indexing_scheme = "nested"``, a ``cell``/``cell_ids`` coordinate with ``indexing_scheme``, or a global
-  ``pixel_order`` attribute (``nest`` or ``earth2grid_healpix_pad_xy``). Channels are read as a variable named
-  like the channel (``u500``, ``t2m``), a 3-D variable with a ``level`` coordinate (``u`` or ``U``), a
-  stats-CSV name (``tas``, ``pres_msl``), or a variable with a ``channel`` dimension of names.
+  Pixel order must be declared (:func:`healda_core.grid.declared_order`): a CF ``grid_mapping_name = "healpix"``
+  variable with ``indexing_scheme`` (``nested`` or ``ring``), a ``cell``/``cell_ids`` coordinate with
+  ``indexing_scheme``, or a global ``pixel_order`` attribute (``nest``, ``ring`` or
+  ``earth2grid_healpix_pad_xy``). Channels are read as a variable named like the channel (``u500``, ``t2m``),
+  a 3-D variable with a ``level`` coordinate (``u`` or ``U``), a stats-CSV name (``tas``, ``pres_msl``), or a
+  variable with a ``channel`` dimension of names.
   sst NaN (land) is filled with 290 K and sic NaN with 0, as in training of the reference; other NaN
   become the channel mean.
-* Static inputs: :func:`load_static` (orography + land fraction, z-scored with the CSV constants).
+* Static inputs: :func:`healda_core.static.load_static` (the same reader as inference).
 * :class:`PackedTargetDataset` pairs packed-observation files with targets; :class:`SyntheticDataset`
   generates a small learnable problem for tests and demos.
 """
 
 from __future__ import annotations
 
-import csv
 import glob
 import os
 from collections import OrderedDict
-from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from healda_core import era5_stats as _stats
 from healda_core import grid
 from healda_core.errors import InputError, UsageError, input_error
 from healda_core.train.data import slice_sample
@@ -59,39 +58,16 @@ def _stats_key(name: str) -> tuple[str, int]:
     raise UsageError(f"unknown channel {name!r}: expected u/v/t/z/q + one of {LEVELS} or one of {', '.join(_2D)}")
 
 
-@lru_cache(maxsize=1)
-def _stats_table() -> dict[tuple[str, int], tuple[float, float]]:
-    text = (resources.files("healda_core") / "data" / "stats" / "era5_13_levels_stats.csv").read_text()
-    return {(r["variable"], int(float(r["level"]))): (float(r["mean"]), float(r["std"]))
-            for r in csv.DictReader(text.splitlines())}
-
-
 def era5_stats(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
     """(mean, std) float64 arrays for the channel ``names``, from the shipped ERA5 statistics."""
-    table = _stats_table()
-    ms = np.array([table[_stats_key(n)] for n in names], dtype=np.float64)
-    return ms[:, 0], ms[:, 1]
-
-
-def static_stats() -> tuple[np.ndarray, np.ndarray]:
-    """(mean, std) of orography and land fraction (the last two rows of the stats CSV)."""
-    t = _stats_table()
-    return np.array([t[("orog", -1)][0], t[("lfrac", -1)][0]]), np.array([t[("orog", -1)][1], t[("lfrac", -1)][1]])
+    return _stats.mean_std([_stats_key(n) for n in names])
 
 
 def _pixel_order(ds, path: object) -> str:
-    scheme = None
-    for name, v in ds.variables.items():
-        if v.attrs.get("grid_mapping_name") == "healpix" or (name in ("cell", "cell_ids") and
-                                                             "indexing_scheme" in v.attrs):
-            scheme = str(v.attrs.get("indexing_scheme", ""))
-    order = str(ds.attrs.get("pixel_order", ds.attrs.get("healpix_order", scheme or ""))).lower()
-    if order in ("nest", "nested"):
-        return "nest"
-    if "pad_xy" in order or order == "padxy":
-        return "padxy"
-    raise input_error(path, None, f"HEALPix pixel order {order or 'undeclared'!r}: declare NEST (CF healpix "
-                      "grid mapping, indexing_scheme='nested') or a global pixel_order='earth2grid_healpix_pad_xy'")
+    try:
+        return grid.declared_order(ds.attrs, {n: v.attrs for n, v in ds.variables.items()})
+    except ValueError as exc:
+        raise input_error(path, None, str(exc)) from None
 
 
 def _open(path: str):
@@ -189,41 +165,7 @@ class TargetStore:
                                   f"HEALPix level {self.level}")
             a = np.where(np.isnan(a), _NAN_FILL.get(name, self.mean[c]), a)
             out[c] = (a - self.mean[c]) / self.std[c]
-        if order == "nest":
-            out = grid.reorder(out, self.level, "nest", "padxy")
-        return out
-
-
-def load_static(path: str | None, level: int, n_channels: int = 2) -> torch.Tensor:
-    """(C_in, X) normalised static inputs in PAD_XY order; zeros when ``path`` is None.
-
-    Accepts a NetCDF/Zarr with ``orog`` (m) and ``lfrac`` (0–1) on the HEALPix grid (declared order), or a
-    ``.npy`` holding the ready tensor (already normalised, PAD_XY) of shape (..., C_in, ..., X).
-    """
-    x = grid.npix(level)
-    if path is None:
-        return torch.zeros(n_channels, x)
-    if str(path).endswith(".npy"):
-        a = np.load(path).astype(np.float32)
-        return torch.from_numpy(a.reshape(n_channels, x))
-    ds = _open(str(path))
-    order = _pixel_order(ds, path)
-    mean, std = static_stats()
-    rows = []
-    for i, names in enumerate((("orog", "orography", "zsfc"), ("lfrac", "land_fraction", "lsm"))):
-        var = next((n for n in names if n in ds.data_vars), None)
-        if var is None:
-            raise input_error(path, names[0], "missing static field")
-        a = np.asarray(ds[var].squeeze().values, dtype=np.float64)
-        if a.shape != (x,):
-            raise input_error(path, var, f"shape {a.shape}, expected ({x},) cells at HEALPix level {level}")
-        rows.append((np.nan_to_num(a) - mean[i]) / std[i])
-    out = np.stack(rows).astype(np.float32)
-    if order == "nest":
-        out = grid.reorder(out, level, "nest", "padxy")
-    if n_channels != 2:
-        raise UsageError(f"the static file provides 2 channels (orog, lfrac); the model has in_channels={n_channels}")
-    return torch.from_numpy(np.ascontiguousarray(out))
+        return grid.reorder(out, self.level, order, "padxy")
 
 
 def expand(patterns: list[str]) -> list[str]:

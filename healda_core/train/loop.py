@@ -25,10 +25,12 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from healda_core import grid
 from healda_core.distributed.activation_checkpoint import apply_activation_checkpointing
 from healda_core.distributed.context_parallel import enable_context_parallel, local_frames
 from healda_core.distributed.env import ParallelState
 from healda_core.errors import CheckpointError, UsageError
+from healda_core.static import STATIC_VARS, load_static
 from healda_core.train import checkpointing
 from healda_core.train.config import TrainConfig, save_config
 from healda_core.train.data import Batch, DevicePrefetcher, ResumableBatchSampler, eval_batches, make_loader
@@ -38,7 +40,6 @@ from healda_core.train.datasets import (
     TargetStore,
     channel_names,
     era5_stats,
-    load_static,
 )
 from healda_core.train.metrics import JsonlLog, RmseAccumulator
 from healda_core.train.optim import EMA, build_optimizer, build_scheduler, clip_value, huber_loss
@@ -171,9 +172,7 @@ class Trainer:
             kw = {"level_model": model.level_model, "time_length": model.time_length, "frames": self.frames}
             self.train_set = PackedTargetDataset(d.train_obs, targets, **kw)
             self.val_set = PackedTargetDataset(d.val_obs, targets, **kw) if d.val_obs else None
-            if d.static is None:
-                self.log("warning: data.static is not set; static inputs are zeros")
-            static = load_static(d.static, model.level_in, model.in_channels)
+            static = self._static(d.static, model)
         self.channel_names = names
         self.static = static.to(self.device)
         self.std = torch.as_tensor(era5_stats(names)[1], device=self.device)
@@ -182,6 +181,16 @@ class Trainer:
             raise UsageError(f"optim.channel_weights has {len(w)} values, expected {model.out_channels}")
         self.channel_weights = torch.tensor(w, device=self.device, dtype=torch.float32) if w else None
 
+
+    def _static(self, path: str | None, model: nn.Module) -> torch.Tensor:
+        """(C_in, X) static inputs, PAD_XY: the file's (:func:`~healda_core.static.load_static`), or zeros."""
+        if path is None:
+            self.log("warning: data.static is not set; static inputs are zeros")
+            return torch.zeros(model.in_channels, grid.npix(model.level_in))
+        if model.in_channels != len(STATIC_VARS):
+            raise UsageError(f"the static file provides {len(STATIC_VARS)} channels ({', '.join(STATIC_VARS)}); "
+                             f"the model has in_channels={model.in_channels}")
+        return torch.from_numpy(load_static(path, model.level_in))
     def _loader(self, batch_sampler) -> DevicePrefetcher:
         d = self.cfg.data
         cuda = self.device.type == "cuda"

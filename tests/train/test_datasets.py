@@ -10,8 +10,9 @@ import xarray as xr
 from healda_core import grid
 from healda_core.errors import InputError
 from healda_core.obs.packed import OBS_VARS, PackedObs, write_packed
+from healda_core.static import load_static
 from healda_core.train.data import collate
-from healda_core.train.datasets import PackedTargetDataset, TargetStore, era5_stats, load_static
+from healda_core.train.datasets import PackedTargetDataset, TargetStore, era5_stats
 
 T, STEP, LEVEL_IN, LEVEL_M = 4, 21600, 2, 1
 A0 = int(np.datetime64("2022-01-02T00:00:00", "s").astype(np.int64))
@@ -110,3 +111,54 @@ def test_trainer_runs_on_files(tmp_path):
     summary = Trainer(cfg, tmp_path / "run").fit(max_steps=2)
     assert summary["step"] == 2 and set(summary["val"]["rmse"]) == {"t850", "z500", "msl"}
     assert 0 < summary["val"]["rmse"]["z500"] < 50 * 2730  # physical units (m² s⁻²)
+
+
+def _trainer_cfg(tmp_path, static):
+    from healda_core.train import load_config
+
+    p = _packed(tmp_path / "obs.nc", [A0, A0 + STEP])
+    _targets(tmp_path / "era5.nc", sorted({int(t) for t in p.frame_times().reshape(-1)}))
+    return load_config(None, [
+        "model.preset='healda-tiny'", "model.hidden_size=32", "model.out_channels=3", f"model.time_length={T}",
+        "model.obs_meta_dim=50", f"data.train_obs=['{tmp_path / 'obs.nc'}']", f"data.targets=['{tmp_path / 'era5.nc'}']",
+        "data.channels=['t850', 'z500', 'msl']", "data.num_workers=0", f"data.static='{static}'"])
+
+
+def test_trainer_reads_static_like_inference(tmp_path):
+    """Training takes its static inputs from ``healda_core.static.load_static``: RING accepted, NaN refused."""
+    from healda_core.train import Trainer
+
+    x = grid.npix(LEVEL_IN)
+    orog_nest, lfrac_nest = np.linspace(0, 3000, x), np.linspace(0, 1, x)
+    ring = xr.Dataset({"orog": ("cell", grid.reorder(orog_nest, LEVEL_IN, "nest", "ring")),
+                       "lfrac": ("cell", grid.reorder(lfrac_nest, LEVEL_IN, "nest", "ring"))},
+                      attrs={"pixel_order": "ring"})
+    ring.to_netcdf(tmp_path / "ring.nc")
+    trainer = Trainer(_trainer_cfg(tmp_path, tmp_path / "ring.nc"), tmp_path / "run")
+    mean = np.array([232.56013904090733, 0.341048085753957])  # the CSV's orog and lfrac rows
+    std = np.array([627.3885284872, 0.4695501683565522])
+    want = grid.reorder((np.stack([orog_nest, lfrac_nest]) - mean[:, None]) / std[:, None], LEVEL_IN, "nest", "padxy")
+    np.testing.assert_allclose(trainer.static.numpy(), want.astype(np.float32), rtol=0, atol=0)
+    ring["lfrac"][3] = np.nan
+    ring.to_netcdf(tmp_path / "nan.nc")
+    with pytest.raises(InputError, match=r"nan\.nc.*lfrac.*NaN"):
+        Trainer(_trainer_cfg(tmp_path, tmp_path / "nan.nc"), tmp_path / "run2")
+
+
+def test_one_stats_table_for_training_and_inference():
+    import csv
+    from importlib import resources
+
+    from healda_core import analysis_io
+    from healda_core import era5_stats as stats
+
+    text = (resources.files("healda_core") / "data" / "stats" / "era5_13_levels_stats.csv").read_text()
+    rows = {(r["variable"], int(float(r["level"]))): (float(r["mean"]), float(r["std"]))
+            for r in csv.DictReader(text.splitlines())}
+    assert stats.table() == rows
+    names = [f"{v}{lev}" for v in "uvtzq" for lev in (1000, 925, 850, 700, 600, 500, 400, 300, 250, 200, 150, 100, 50)]
+    names += ["tcwv", "t2m", "u10m", "v10m", "u100m", "v100m", "msl", "sst", "sic"]
+    train_mean, train_std = era5_stats(names)
+    infer_mean, infer_std = analysis_io.era5_stats()
+    assert np.array_equal(train_mean, infer_mean) and np.array_equal(train_std, infer_std)
+    assert train_mean[names.index("z500")] == rows[("Z", 500)][0] and train_std[-1] == rows[("sic", -1)][1]
