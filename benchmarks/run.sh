@@ -12,6 +12,7 @@
 #   forward_cudnn  the same, ours only, spatial attention on cuDNN (HEALDA_SDPA=cudnn)
 #   train       benchmarks/train_step.py: 1.5 B training step, compiled blocks
 #   assimilate  benchmarks/assimilate.py: healda assimilate end to end over a batch of analyses
+#   osse        benchmarks/osse_gpu.sh: the OSSE demo at GPU scale (healda demo --recipe gpu, seeds 0,1,2)
 #   tests       the GPU tests: pytest tests/kernels tests/gpu
 #   multigpu    benchmarks/multigpu.py under torchrun on 1, 2, 4, 8 GPUs (those the node has; GPUS="2 4" picks):
 #               DP × CP checks against one GPU, weak scaling of the 1.5 B step; merged into multigpu.json
@@ -73,8 +74,9 @@ for name in "${list[@]}"; do
       files=("$OUT"/multigpu_[0-9]*.json)
       [ -f "${files[0]}" ] && python3 benchmarks/multigpu.py --summarize "${files[@]}" --out "$OUT/multigpu.json"
       [ $rc -eq 0 ] && [ -f "${files[0]}" ] ;;
+    osse) run osse bash benchmarks/osse_gpu.sh ;;
     tests) run tests python3 -m pytest -q -p no:cacheprovider tests/kernels tests/gpu -rf "${args[@]}" ;;
-    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, tests, multigpu)"; false ;;
+    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, osse, tests, multigpu)"; false ;;
   esac || status=1
 done
 exit $status
