@@ -135,6 +135,8 @@ class BackgroundWriter:
             except BaseException as exc:  # noqa: BLE001 - re-raised in the caller
                 self._error = exc
                 return
+            finally:
+                self._q.task_done()
             self.seconds.append(time.perf_counter() - t0)
 
     def _check(self) -> None:
@@ -152,6 +154,12 @@ class BackgroundWriter:
                 return
             except queue.Full:
                 continue
+
+    def drain(self) -> None:
+        """Wait until every queued call has run (the thread stays); raise the first error."""
+        while self._q.unfinished_tasks and self._thread.is_alive():
+            time.sleep(0.005)
+        self._check()
 
     def finish(self) -> None:
         """Wait for every queued call; raise the first error."""

@@ -113,3 +113,25 @@ def test_writer_close_drops_queued_calls_and_joins():
     release.set()  # the call in hand ends after close() was asked for
     closer.join(5)
     assert not closer.is_alive() and not w.alive and done == [0]
+
+
+def test_writer_drain_waits_for_every_queued_call_and_keeps_the_thread():
+    got = []
+    with BackgroundWriter(lambda i: (time.sleep(0.01), got.append(i)), depth=4) as w:
+        for i in range(4):
+            w.put(i)
+        w.drain()
+        assert got == [0, 1, 2, 3] and w.alive
+        w.put(4)
+        w.finish()
+    assert got == [0, 1, 2, 3, 4]
+
+
+def test_writer_drain_raises_the_error_of_a_queued_call():
+    def fail(i: int) -> None:
+        raise OSError(f"disk full at {i}")
+
+    with pytest.raises(OSError, match="disk full at 0"), BackgroundWriter(fail, depth=2) as w:
+        w.put(0)
+        w.drain()
+

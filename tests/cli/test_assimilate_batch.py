@@ -157,3 +157,11 @@ def test_json_reports_the_breakdown_per_analysis(work):
     assert written == sorted(written) and written[0] == pytest.approx(info["first_analysis_s"], abs=1e-3)
     assert sum(r["n_obs"] for r in info["timings"]) == info["n_obs"]
     assert 0 < info["checkpoint_s"] <= info["first_analysis_s"] <= info["wall_s"]
+
+
+def test_assimilate_compiles_every_forward_after_the_first_when_enough_follow():
+    from healda_core.assimilate import COMPILE_MIN_FORWARDS, _compile_now
+
+    n = COMPILE_MIN_FORWARDS + 1
+    assert [_compile_now(k, n) for k in range(n)] == [False] + [True] * (n - 1)
+    assert not any(_compile_now(k, n - 1) for k in range(n - 1))
