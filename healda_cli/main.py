@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import signal
-import sys
 import traceback
 from typing import Annotated
 
@@ -18,6 +17,7 @@ from typer.core import TyperGroup
 
 from healda_cli import console
 from healda_core.errors import HealdaError
+from healda_core.fileio import terminate
 
 EXIT_CODES_HELP = (
     "Exit codes: 0 ok, 1 runtime failure, 2 usage error, 3 bad input data or checkpoint, "
@@ -82,8 +82,8 @@ def main(
     console.state.verbosity = -1 if quiet else verbose
     console.state.debug = debug
     # a batch scheduler's SIGTERM (SLURM time limit) unwinds like an exception, so atomic writers remove their
-    # temporary files and no partial output is left
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    # temporary files and no partial output is left (fileio.terminate also covers a swallowed exit)
+    signal.signal(signal.SIGTERM, lambda *_: terminate(143))
 
 
 def _register() -> None:

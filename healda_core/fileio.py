@@ -29,6 +29,9 @@ from healda_core.errors import UsageError
 #: the GIL: threads that may run at the same time hold this lock around every call into either library
 HDF5_LOCK = threading.RLock()
 
+#: temporary files of the :func:`atomic_output` blocks open in this process (removed by :func:`terminate`)
+_LIVE_TEMPS: set[Path] = set()
+
 
 def check_writable(path: str | os.PathLike, overwrite: bool) -> Path:
     """Fail with :class:`UsageError` (exit 2) if ``path`` exists and ``overwrite`` is False."""
@@ -93,6 +96,7 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
     final.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(final.parent)
     tmp = temp_path(final)
+    _LIVE_TEMPS.add(tmp)
     try:
         yield tmp
         if not tmp.exists():
@@ -100,8 +104,30 @@ def atomic_output(path: str | os.PathLike, overwrite: bool = False) -> Iterator[
         check_writable(final, overwrite)  # re-check: another process may have created it meanwhile
         os.replace(tmp, final)
     finally:
+        _LIVE_TEMPS.discard(tmp)
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def terminate(code: int = 143, grace_s: float = 5.0) -> None:
+    """Handle a termination signal: raise ``SystemExit(code)`` so writers unwind and remove their temporaries.
+
+    An exception raised inside a signal handler can be swallowed by C extension code that is running at that
+    moment (netCDF4 does so at times), and the process would then carry on. So a daemon thread also waits
+    ``grace_s`` seconds and, if the process is still alive, removes every open temporary file and exits with
+    ``code`` at once.
+    """
+
+    def hard_exit() -> None:
+        for tmp in list(_LIVE_TEMPS):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
+        os._exit(code)
+
+    timer = threading.Timer(grace_s, hard_exit)
+    timer.daemon = True
+    timer.start()
+    raise SystemExit(code)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
