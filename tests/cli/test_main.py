@@ -73,3 +73,22 @@ def test_sigterm_leaves_no_partial_output(tmp_path):
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=60) == 143
     assert not list(tmp_path.iterdir())
+
+
+def test_terminate_removes_open_temporaries_when_the_exit_is_swallowed(tmp_path):
+    """If C code swallows the SystemExit of a SIGTERM, the grace timer still removes the temp and exits 143."""
+    script = f"""
+import time
+from pathlib import Path
+from healda_core.fileio import atomic_output, terminate
+with atomic_output(Path({str(tmp_path)!r}) / "out.nc") as tmp:
+    tmp.write_text("partial")
+    try:
+        terminate(143, grace_s=0.5)
+    except SystemExit:
+        pass  # what an extension that swallows the exception does
+    time.sleep(30)
+"""
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert not list(tmp_path.iterdir())

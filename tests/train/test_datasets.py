@@ -142,7 +142,7 @@ def test_trainer_reads_static_like_inference(tmp_path):
     ring["lfrac"][3] = np.nan
     ring.to_netcdf(tmp_path / "nan.nc")
     with pytest.raises(InputError, match=r"nan\.nc.*lfrac.*NaN"):
-        Trainer(_trainer_cfg(tmp_path, tmp_path / "nan.nc"), tmp_path / "run2")
+        Trainer(_trainer_cfg(tmp_path, tmp_path / "nan.nc"), tmp_path / "second")
 
 
 def test_one_stats_table_for_training_and_inference():
