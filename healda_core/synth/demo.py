@@ -41,7 +41,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     # 2 CPU cores, one seed in 10 minutes with set-up (docs/osse.md)
     "cpu": Recipe(n_train=4, days=5.0, test_days=3.5, density=0.15, later_fraction=0.2,
-                  train=ex.TrainRecipe(preset="healda-demo", minutes=6.5, lr=2e-3, warmup_steps=10, batch_size=1,
+                  train=ex.TrainRecipe(preset="healda-demo", minutes=6.0, lr=2e-3, warmup_steps=10, batch_size=1,
                                        num_workers=0, device="cpu")),
     # one GPU with 16 CPU cores beside it, one seed in about 3 minutes
     "gpu": Recipe(n_train=24, days=6.0, test_days=3.5, density=0.3, later_fraction=0.2, synth_workers=13,

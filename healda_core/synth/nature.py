@@ -17,10 +17,11 @@ Everything is computed in NEST order at ``level``; :func:`nature_fields` returns
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
-import functools
 import glob
 import os
+from collections.abc import Iterator
 
 import healpy
 import numpy as np
@@ -35,20 +36,30 @@ LMIN, LMAX = 2, 12
 Q_STRAT = 2.7e-6  # stratospheric specific humidity (kg/kg), as ERA5's 50–100 hPa mean
 
 
-@functools.cache
-def _single_threaded_transforms() -> None:
-    """Run healpy's spherical-harmonic transforms on one thread.
+@contextlib.contextmanager
+def single_threaded_transforms() -> Iterator[None]:
+    """Within the block, healpy's spherical-harmonic transforms run on one thread.
 
-    At the nature run's sizes (nside ≤ 16, lmax 12) a transform takes about 40 µs on one thread, while healpy's
-    OpenMP team costs milliseconds per call and about 15 ms on a busy machine: that made synthesis 100× slower.
-    Sets the thread count of the OpenMP runtime healpy ships (its wheel's ``healpy.libs/libgomp*``), which is
-    separate from torch's; a healpy without a bundled runtime is left as it is.
+    At the nature run's sizes (nside ≤ 16, lmax 12) a transform takes about 40 µs on one thread, while an
+    OpenMP team costs milliseconds per call and 15–100 ms on a busy machine: synthesis was 100× slower.
+    healpy calls whichever OpenMP runtime is loaded first (torch's, once torch is imported; else the one its
+    wheel bundles), so the default thread count of both is set to 1 and restored afterwards (torch's
+    intra-op thread count included).
     """
-    for lib in glob.glob(os.path.join(os.path.dirname(healpy.__file__) + ".libs", "libgomp*")):
+    libs = [ctypes.CDLL(None)] + [ctypes.CDLL(p) for p in glob.glob(
+        os.path.join(os.path.dirname(healpy.__file__) + ".libs", "libgomp*"))]
+    saved = []
+    for lib in libs:
         try:
-            ctypes.CDLL(lib).omp_set_num_threads(1)
-        except (OSError, AttributeError):
-            pass
+            saved.append((lib, lib.omp_get_max_threads()))
+            lib.omp_set_num_threads(1)
+        except AttributeError:  # no OpenMP runtime behind this handle
+            continue
+    try:
+        yield
+    finally:
+        for lib, n in saved:
+            lib.omp_set_num_threads(n)
 
 
 def std_temperature(p_hpa: np.ndarray) -> np.ndarray:
@@ -83,7 +94,6 @@ class NatureRun:
     """
 
     def __init__(self, level: int, seed: int = 0, amplitude: float = 3.0e7, planet_seed: int | None = None):
-        _single_threaded_transforms()
         self.level, self.nside = level, grid.level_to_nside(level)
         self.lmax = min(LMAX, 3 * self.nside - 1)
         rng = np.random.default_rng(seed)

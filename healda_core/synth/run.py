@@ -22,7 +22,7 @@ from healda_core.obs.raw import COLUMNS, RawObs
 from healda_core.obs.readers.canonical import write_canonical
 from healda_core.static import write_static
 from healda_core.synth import observe, satellites
-from healda_core.synth.nature import NatureRun
+from healda_core.synth.nature import NatureRun, single_threaded_transforms
 
 HOUR, STEP = 3600, 6 * 3600
 
@@ -91,7 +91,12 @@ def synthesize(out_dir: str | Path, start_s: int, days: float, level: int = 6, s
     """
     if start_s % STEP:
         raise ValueError("start must be a synoptic time (00, 06, 12 or 18 UTC)")
-    out = Path(out_dir)
+    with single_threaded_transforms():
+        return _synthesize(Path(out_dir), start_s, days, level, seed, overwrite, density, on_step, planet_seed)
+
+
+def _synthesize(out: Path, start_s: int, days: float, level: int, seed: int, overwrite: bool, density: float,
+                on_step: Callable[[str], None] | None, planet_seed: int | None) -> SynthResult:
     paths = {name: out / f"{name}.nc" for name in ("nature", "static", "obs")}
     for p in paths.values():
         check_writable(p, overwrite)  # fail before any work
