@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from healda_core.checkpoint.format import FREQS_KEY
 from healda_core.errors import CheckpointError
@@ -17,7 +18,8 @@ WEIGHT_DTYPES = (torch.float32, torch.bfloat16)
 def resolve_config(config: dict[str, Any], where: object,
                    shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, Any]:
     """Fill defaults, refuse unknown keys and values outside :mod:`~healda_core.model.config_rules`, check
-    agreement with the checkpoint's tensor ``shapes`` (when given), then build the model on ``meta``."""
+    agreement with the checkpoint's tensor ``shapes`` (when given), then build the model without allocating its
+    parameters."""
     from healda_core.model.config_rules import config_problems, tensor_problems
     from healda_core.model.healda import default_config
 
@@ -35,8 +37,7 @@ def resolve_config(config: dict[str, Any], where: object,
     if problems:
         raise CheckpointError(f"{where}: the model configuration does not match the tensors: {_join(problems)}")
     try:
-        with torch.device("meta"):
-            _build(full)
+        _build(full)
     except (TypeError, ValueError, ZeroDivisionError, RuntimeError) as exc:
         raise CheckpointError(f"{where}: invalid model configuration: {exc}") from None
     return full
@@ -46,10 +47,31 @@ def _join(problems: list[str], n: int = 4) -> str:
     return "; ".join(problems[:n]) + (f" (and {len(problems) - n} more)" if len(problems) > n else "")
 
 
+_PARAMETER_FACTORIES = (torch.empty, torch.randn, torch.rand)  # what modules make their parameters with
+
+
+class _Unallocated(TorchFunctionMode):
+    """Parameters allocated on ``meta`` and never initialised; the small buffers computed in ``__init__`` stay on
+    the CPU. The same module tree and shapes as a build under ``torch.device("meta")``, without PyTorch's Python
+    meta kernels (``torch.arange`` on meta imports the compiler stack: 1–2 s of every process's first load)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _PARAMETER_FACTORIES and kwargs.get("device") is None:
+            return func(*args, **{**kwargs, "device": "meta"})
+        t = args[0] if args else kwargs.get("tensor")
+        name = getattr(func, "__name__", "")
+        if name.endswith("_") and not name.startswith("__") and isinstance(t, torch.Tensor) and t.is_meta:
+            return t  # in-place initialisation of an unallocated parameter
+        return func(*args, **kwargs)
+
+
 def _build(config: dict[str, Any]):
+    """``HealDA(**config)`` with unallocated parameters (:class:`_Unallocated`): for checks and shapes only."""
     from healda_core.model.healda import HealDA
 
-    return HealDA(**config)
+    with _Unallocated():
+        return HealDA(**config)
 
 
 def strip_prefixes(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -91,8 +113,7 @@ def validate_state_dict(sd: dict[str, torch.Tensor], config: dict[str, Any], whe
     for k, v in sd.items():
         if not isinstance(v, torch.Tensor):
             raise CheckpointError(f"{where}: entry {k!r} is a {type(v).__name__}, not a tensor")
-    with torch.device("meta"):
-        ref = _build(config).state_dict()
+    ref = _build(config).state_dict()
     sd = dict(sd)
     freqs = expected_freqs(int(config["noise_channels"]))
     if FREQS_KEY not in sd:
