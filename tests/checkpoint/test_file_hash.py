@@ -1,14 +1,22 @@
-"""The weight hash taken straight from the mapped safetensors file, and its check in the background."""
+"""Straight from the mapped safetensors file: the weight hash (and its check in the background), and the tensors
+copied to a device without an intermediate CPU copy."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+import torch
 from safetensors.torch import load_file
 
 from healda_core.checkpoint import read_checkpoint, write_safetensors
-from healda_core.checkpoint.format import file_weights_sha256, read_header, read_raw_header, weights_sha256
+from healda_core.checkpoint.format import (
+    file_weights_sha256,
+    mapped_to_device,
+    read_header,
+    read_raw_header,
+    weights_sha256,
+)
 from healda_core.errors import CheckpointError
 from healda_core.presets import init_checkpoint
 
@@ -43,3 +51,11 @@ def test_background_check_passes_a_sound_file_and_refuses_a_flipped_bit(ckpt, tm
         bad.wait_verified()
     with pytest.raises(CheckpointError, match="weight hash mismatch"):
         read_checkpoint(tmp_path / "bad.safetensors")  # the synchronous check, from the file too
+
+
+def test_mapped_tensors_equal_safetensors_load_file(ckpt):
+    ref = load_file(str(ckpt))
+    got = mapped_to_device(ckpt, torch.device("cpu"), workers=3)
+    assert list(got) == list(ref)
+    for k, v in ref.items():
+        assert got[k].dtype == v.dtype and got[k].shape == v.shape and torch.equal(got[k], v), k

@@ -63,3 +63,14 @@ def test_forward_failure_on_cuda_leaves_nothing(work, monkeypatch):  # noqa: F81
     res = batch._assimilate(work, work["packed"], work["dir"] / "gpu_fail.nc", "--device", "cuda", "--lat-lon", 10)
     assert res.exit_code == 1 and calls["n"] == 2
     assert batch._left(work["dir"], "gpu_fail") == [] and batch._no_pipeline_threads()
+
+
+def test_checkpoint_tensors_mapped_to_cuda_equal_safetensors(work):  # noqa: F811
+    from safetensors.torch import load_file
+
+    from healda_core.checkpoint.format import mapped_to_device
+
+    ref = load_file(str(work["ckpt"]), device="cuda:0")
+    got = mapped_to_device(work["ckpt"], torch.device("cuda", 0))
+    assert list(got) == list(ref)
+    assert all(got[k].is_cuda and got[k].dtype == v.dtype and torch.equal(got[k], v) for k, v in ref.items())
