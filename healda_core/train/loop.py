@@ -321,6 +321,15 @@ class Trainer:
             frac = max(frac, (time.perf_counter() - self._clock[0]) / self._clock[1])
         return min(1.0, frac)
 
+    def _progress_text(self, max_steps: int, t0: float) -> str:
+        """``N/max_steps``; under a wall-clock budget also ``(elapsed of budget)``, and without the step total when
+        that is only a sentinel (``max_steps`` ≥ 10⁶, as the demo sets it)."""
+        steps = f"{self.step}" if self._clock is not None and max_steps >= 10**6 else f"{self.step}/{max_steps}"
+        if self._clock is None:
+            return steps
+        mmss = lambda sec: f"{int(sec // 60)}:{int(sec % 60):02d}"  # noqa: E731
+        return f"{steps} ({mmss(time.perf_counter() - t0)} of {mmss(self._clock[1])})"
+
     def _out_of_time(self, mean_step_s: float) -> bool:
         """True when one more step (at the mean step time so far) would overrun the wall-clock budget.
 
@@ -361,8 +370,8 @@ class Trainer:
                 dt = (time.perf_counter() - t0) / max(1, done)
                 self.metrics.write({"kind": "train", "step": self.step, **rec, "samples": self.step * self.global_batch,
                                     "step_time_s": dt})
-                self.log(f"step {self.step}/{max_steps}  loss {rec['loss']:.5f}  grad_norm {rec['grad_norm']:.3f}  "
-                         f"lr {rec['lr']:.3g}  {dt:.3f} s/step")
+                self.log(f"step {self._progress_text(max_steps, t0)}  loss {rec['loss']:.5f}  "
+                         f"grad_norm {rec['grad_norm']:.3f}  lr {rec['lr']:.3g}  {dt:.3f} s/step")
             if not math.isfinite(rec["loss"]):
                 raise FloatingPointError(f"step {self.step}: loss is {rec['loss']}")
             if self.step % t.val_every == 0 or last:

@@ -197,6 +197,23 @@ def test_wall_clock_budget_stops_training_and_decays_the_learning_rate(tmp_path,
     assert lrs[0] == pytest.approx(1e-3, rel=0.3) and lrs[-1] < 0.5 * lrs[0]
 
 
+def test_log_under_a_wall_clock_budget_shows_time_not_a_sentinel_step_total(tmp_path, monkeypatch):
+    """With max_steps only a sentinel (>= 1e6) the log says ``step N (m:ss of m:ss)``, not ``N/10000000``."""
+    import itertools
+
+    from healda_core.train import Trainer, loop
+
+    ticks = itertools.count()
+    monkeypatch.setattr(loop.time, "perf_counter", lambda: 1.0 * next(ticks))
+    cfg = load_config(None, trainer_overrides(["train.max_steps=10000000", "train.max_minutes=0.5",
+                                               "train.log_every=1"]))
+    lines: list[str] = []
+    Trainer(cfg, tmp_path / "run", log=lines.append).fit()
+    steps = [m for m in lines if m.startswith("step ") and "loss" in m]
+    assert steps and all("/10000000" not in m for m in steps)
+    assert all(" of 0:30)" in m for m in steps), steps
+
+
 def test_progress_schedule_warms_up_then_decays_to_zero():
     from healda_core.train.optim import progress_lr_factor
 
