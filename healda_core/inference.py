@@ -17,6 +17,7 @@ import torch
 from healda_core import grid
 from healda_core.analysis_io import era5_stats
 from healda_core.fileio import HDF5_LOCK
+from healda_core.obs.frames import calendar
 
 
 def host_alloc(dev: torch.device) -> Callable[[int, np.dtype], object] | None:
@@ -58,9 +59,7 @@ class AnalysisStep:
         t0 = self._sync()
         ctx = to_obs_context(p, self.dev)
         ft = p.frame_times()
-        day0 = ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
-        sod = torch.as_tensor((ft % 86400).astype(np.float32), device=self.dev)
-        doy = torch.as_tensor(((ft - day0) / 86400.0).astype(np.float32), device=self.dev)
+        sod, doy = (torch.as_tensor(c.astype(np.float32), device=self.dev) for c in calendar(ft))
         b = len(p.analysis_s)
         x = self.static_in[None, :, None, :].expand(b, -1, self.n_t, -1)
         tt = torch.zeros(b, device=self.dev)

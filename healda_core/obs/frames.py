@@ -25,7 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
 import numpy as np
-from jaxtyping import Int
+from jaxtyping import Float, Int
 
 from healda_core import grid
 from healda_core.errors import UsageError
@@ -94,6 +94,14 @@ def frame_times(analysis_s: Int[np.ndarray, " B"], n_frames: int, step_s: int) -
     """``t_k = t - (T-1)*step + k*step`` in seconds, shape (B, T)."""
     a = np.asarray(analysis_s, dtype=np.int64)[:, None]
     return a - (n_frames - 1) * step_s + np.arange(n_frames, dtype=np.int64)[None, :] * step_s
+
+
+def calendar(times_s: Int[np.ndarray, "*shape"]) -> tuple[Float[np.ndarray, "*shape"], Float[np.ndarray, "*shape"]]:
+    """The model's calendar inputs of times in s since 1970 (UTC): second of day and day of year (days since
+    1 January 00:00 of the time's year, 0-based, fractional), both float64 of the shape of ``times_s``."""
+    t = np.asarray(times_s, dtype=np.int64)
+    year_start = t.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
+    return (t % 86400).astype(np.float64), (t - year_start) / 86400.0
 
 
 def frame_of(time_ns: Int[np.ndarray, " n"], analysis_s: int, n_frames: int, step_s: int) -> Int[np.ndarray, " n"]:

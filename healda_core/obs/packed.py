@@ -204,13 +204,13 @@ def _time_vars(ds: netCDF4.Dataset, p: PackedObs) -> None:
     v = ds.createVariable("frame_time", "i8", ("analysis", "frame"))
     v.setncatts({"units": units, "calendar": "proleptic_gregorian", "long_name": "frame time t_k"})
     v[:] = ft
+    sod, doy = frames.calendar(ft)
     v = ds.createVariable("second_of_day", "f8", ("analysis", "frame"))
     v.setncatts({"units": "s", "long_name": "second of day of the frame time (UTC)"})
-    v[:] = (ft % 86400).astype(np.float64)
-    day0 = (ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]")).astype(np.int64)
+    v[:] = sod
     v = ds.createVariable("day_of_year", "f8", ("analysis", "frame"))
     v.setncatts({"units": "day", "long_name": "days since 1 January 00:00 UTC of the frame's year (0-based)"})
-    v[:] = (ft - day0) / 86400.0
+    v[:] = doy
 
 
 def _ragged_vars(ds: netCDF4.Dataset, p: PackedObs) -> None:
@@ -495,13 +495,13 @@ def load_batch(path: str | Path, analyses: Sequence[int] | None = None, device: 
     """Load analyses (indices into the file's ``analysis`` dimension; all by default) as a :class:`PackedBatch`."""
     p = read_packed(path, analyses)
     ft = p.frame_times()
-    day0 = ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
+    sod, doy = frames.calendar(ft)
     return PackedBatch(
         context=to_obs_context(p, device, build_group_map),
         analysis_time=torch.as_tensor(p.analysis_s, device=device),
         frame_time=torch.as_tensor(ft, device=device),
-        second_of_day=torch.as_tensor((ft % 86400).astype(np.float32), device=device),
-        day_of_year=torch.as_tensor(((ft - day0) / 86400.0).astype(np.float32), device=device),
+        second_of_day=torch.as_tensor(sod.astype(np.float32), device=device),
+        day_of_year=torch.as_tensor(doy.astype(np.float32), device=device),
     )
 
 

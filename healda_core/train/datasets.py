@@ -28,6 +28,7 @@ import torch
 from healda_core import era5_stats as _stats
 from healda_core import grid
 from healda_core.errors import InputError, UsageError, input_error
+from healda_core.obs.frames import calendar
 from healda_core.train.data import slice_sample
 
 LEVELS = (1000, 925, 850, 700, 600, 500, 400, 300, 250, 200, 150, 100, 50)
@@ -212,7 +213,7 @@ class PackedTargetDataset(torch.utils.data.Dataset):
         fi, ai = self.items[index]
         p = read_packed(self.files[fi], [ai])
         ft = p.frame_times()[0]
-        day0 = ft.astype("datetime64[s]").astype("datetime64[Y]").astype("datetime64[s]").astype(np.int64)
+        sod, doy = calendar(ft)
         frame_of_obs = np.repeat(np.arange(p.n_frames), p.counts.reshape(p.n_frames, -1).sum(axis=1))
         o = p.obs
         obs = {"value": torch.from_numpy(o["value_norm"]),
@@ -224,7 +225,7 @@ class PackedTargetDataset(torch.utils.data.Dataset):
                                                         "scan_angle", "sat_zenith", "solar_zenith")})
         f0, f1 = self.frames
         sample = {"index": index, "counts": p.counts.reshape(p.n_frames, -1), "obs": obs,
-                  "second_of_day": (ft % 86400).astype(np.float32), "day_of_year": ((ft - day0) / 86400.0).astype(np.float32),
+                  "second_of_day": sod.astype(np.float32), "day_of_year": doy.astype(np.float32),
                   "target": np.zeros((len(self.targets.channels), p.n_frames, 0), np.float32)}
         sample = slice_sample(sample, f0, f1)
         sample["target"] = np.stack([self.targets.read(int(t)) for t in ft[f0:f1]], axis=1)

@@ -21,6 +21,15 @@ def test_frame_times():
     assert np.all(np.diff(ft[0]) == 21600)
 
 
+def test_calendar_second_and_day_of_year():
+    # 2024-01-01T00Z, 2024-03-01T06:30Z (leap year: day 60), 2023-12-31T23:59:59Z (day 364), 1999-07-04T12Z
+    t = np.array([[T, 1709274600], [1704067199, 931089600]])
+    sod, doy = frames.calendar(t)
+    assert sod.shape == doy.shape == (2, 2) and sod.dtype == doy.dtype == np.float64
+    assert sod.tolist() == [[0.0, 6.5 * 3600], [86399.0, 43200.0]]
+    assert doy.tolist() == [[0.0, 60 + 6.5 / 24], [364 + 86399 / 86400, 184.5]]
+
+
 def test_frame_boundaries_exact():
     t = T * NS
     times = np.array([t - 3 * H - 1, t - 3 * H, t + 3 * H - 1, t + 3 * H,  # last frame [t-3h, t+3h)
