@@ -120,3 +120,29 @@ def test_pack_obs_of_real_bufr_files(tmp_path):
 
     (row,) = json.loads(res.stdout)["sensors"]
     assert row["sensor"] == "conv-plevel" and row["kept"] > 0 and "bad_height" not in row["dropped"]
+
+
+def test_temp_message_of_several_subsets_reads_every_ascent(tmp_path):
+    # temp_multisubset.bufr holds the first three ascents of temp_sample.bufr re-encoded as the three uncompressed
+    # subsets of one message (build_temp_multisubset.py); read alone, the three source messages give the same rows
+    multi = DATA / "temp_multisubset.bufr"
+    shape = [(eccodes.codes_get(h, "numberOfSubsets"), eccodes.codes_get(h, "compressedData")) for h in _messages(multi)]
+    assert shape == [(3, 0)]  # one message, three uncompressed subsets
+    singles = tmp_path / "three.bufr"
+    with open(DATA / "temp_sample.bufr", "rb") as f, open(singles, "wb") as out:
+        for _ in range(3):
+            h = eccodes.codes_bufr_new_from_file(f)
+            out.write(eccodes.codes_get_message(h))
+            eccodes.codes_release(h)
+    raw, fmt = read_obs_file(multi)
+    ref, _ = read_obs_file(singles)
+    assert fmt == "bufr" and len(raw) == 4 * (24 + 25 + 114)  # t, q, u, v on the 24, 25 and 114 levels
+    for col in ("time_ns", "lat", "lon", "value", "pressure_hpa", "height", "channel", "obs_type"):
+        np.testing.assert_array_equal(getattr(raw, col), getattr(ref, col), err_msg=col)
+    # one ascent per subset: WMO 71907 (58.47 N), 71823 (53.75 N), 89009 (South Pole), each its own profile
+    t = raw.channel == T
+    assert sorted(np.unique(raw.lat[t]).tolist()) == pytest.approx([-90.0, 53.75, 58.47])
+    assert len(np.unique(raw.profile[t])) == 3
+    assert [int((raw.profile[t] == k).sum()) for k in raw.profile[t][[0, 24, 49]]] == [24, 25, 114]
+    qc = run_qc(raw)
+    assert qc.derived == run_qc(ref).derived and qc.derived["radiosonde"]["height_from_profile"] > 0

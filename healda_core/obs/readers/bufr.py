@@ -2,7 +2,9 @@
 
 Each message is classified by its content: a replicated ``pressure`` sequence with ``nonCoordinateGeopotential``
 (or BUFR data category 2) is a TEMP; ``aircraftFlightNumber``/``aircraftRegistrationNumber...`` (category 4) an
-aircraft report; a surface temperature, pressure or wind element (categories 0 land, 1 sea) a SYNOP/SHIP. Other messages, and TEMP messages of several subsets, are skipped.
+aircraft report; a surface temperature, pressure or wind element (categories 0 land, 1 sea) a SYNOP/SHIP. A TEMP
+message of several uncompressed subsets (one ascent each) is read subset by subset (ecCodes keys
+``/subsetNumber=k/<key>``); compressed multi-subset TEMP messages and other messages are skipped.
 
 Rows and report types (PrepBUFR conventions, DATA §1.1):
 
@@ -33,12 +35,15 @@ G = 9.80665
 _INT_MISSING = 2147483647
 
 
-def _arr(h, key: str) -> np.ndarray | None:
-    """Float array of every occurrence of ``key`` with missing values as NaN; None if absent."""
+def _arr(h, key: str, subset: int | None = None) -> np.ndarray | None:
+    """Float array of every occurrence of ``key`` (in uncompressed subset ``subset``, 1-based, if given) with
+    missing values as NaN; None if absent."""
     import eccodes
 
     try:
-        if not eccodes.codes_is_defined(h, key):
+        if subset is not None:
+            key = f"/subsetNumber={subset}/{key}"  # condition keys: codes_is_defined says 0, get raises if absent
+        elif not eccodes.codes_is_defined(h, key):
             return None
         a = np.asarray(eccodes.codes_get_array(h, key))
     except eccodes.CodesInternalError:
@@ -59,8 +64,8 @@ def _str(h, key: str) -> str:
         return ""
 
 
-def _time_ns(h) -> np.ndarray:
-    parts = {k: _arr(h, k) for k in ("year", "month", "day", "hour", "minute", "second")}
+def _time_ns(h, subset: int | None = None) -> np.ndarray:
+    parts = {k: _arr(h, k, subset) for k in ("year", "month", "day", "hour", "minute", "second")}
     if any(parts[k] is None for k in ("year", "month", "day", "hour")):
         return np.array([NAT])
     n = max(len(v) for v in parts.values() if v is not None)
@@ -104,15 +109,33 @@ def _rows(n, time_ns, lat, lon, p_hpa, height, station, mass_type, wind_type, t,
     return out
 
 
-def _temp(h) -> list[dict]:
-    p = _arr(h, "pressure") / 100.0
-    n = p.size
-    z = _arr(h, "nonCoordinateGeopotential")
-    z = np.resize(z / G, n) if z is not None else np.full(n, np.nan)
-    lev = lambda k: np.resize(_arr(h, k), n) if _arr(h, k) is not None else np.full(n, np.nan)  # noqa: E731
-    station = f"{int(np.nan_to_num(_arr(h, 'blockNumber')[0])):02d}{int(np.nan_to_num(_arr(h, 'stationNumber')[0])):03d}"
-    return _rows(n, _time_ns(h)[:1], _arr(h, "latitude")[:1], _arr(h, "longitude")[:1], p, z, station, 120, 220,
-                 lev("airTemperature"), lev("dewpointTemperature"), lev("windDirection"), lev("windSpeed"))
+def _temp(h, subset: int | None = None) -> list[dict]:
+    """Rows of one ascent: the message's only subset, or uncompressed subset ``subset`` (1-based)."""
+    p = _arr(h, "pressure", subset)
+    if p is None or p.size == 0:
+        return []
+    p, n = p / 100.0, p.size
+
+    def lev(key: str) -> np.ndarray:
+        a = _arr(h, key, subset)
+        return np.resize(a, n) if a is not None and a.size else np.full(n, np.nan)
+
+    def first(key: str) -> float:
+        a = _arr(h, key, subset)
+        return float(a[0]) if a is not None and a.size else np.nan
+
+    station = f"{int(np.nan_to_num(first('blockNumber'))):02d}{int(np.nan_to_num(first('stationNumber'))):03d}"
+    return _rows(n, _time_ns(h, subset)[:1], np.array([first("latitude")]), np.array([first("longitude")]), p,
+                 lev("nonCoordinateGeopotential") / G, station, 120, 220, lev("airTemperature"),
+                 lev("dewpointTemperature"), lev("windDirection"), lev("windSpeed"))
+
+
+def _temps(h) -> list[dict]:
+    """Rows of every ascent of a TEMP message (one per subset)."""
+    import eccodes
+
+    n_sub = int(eccodes.codes_get(h, "numberOfSubsets"))
+    return _temp(h) if n_sub == 1 else [r for k in range(1, n_sub + 1) for r in _temp(h, k)]
 
 
 def _single(h, keys: dict[str, str | tuple[str, ...]], n: int) -> dict[str, np.ndarray]:
@@ -157,7 +180,8 @@ def _classify(h) -> str | None:
     cat = int(eccodes.codes_get(h, "dataCategory"))
     has = lambda k: eccodes.codes_is_defined(h, k)  # noqa: E731
     if has("nonCoordinateGeopotential") and has("pressure") and (cat == 2 or has("radiosondeType")):
-        return "temp" if int(eccodes.codes_get(h, "numberOfSubsets")) == 1 else None
+        single = int(eccodes.codes_get(h, "numberOfSubsets")) == 1
+        return "temp" if single or not int(eccodes.codes_get(h, "compressedData")) else None
     if cat == 4 or has("aircraftFlightNumber") or has("aircraftRegistrationNumberOrOtherIdentification"):
         return "aircraft"
     if cat in (0, 1) and any(has(k) for k in ("airTemperatureAt2M", "airTemperature", "nonCoordinatePressure",
@@ -207,7 +231,7 @@ def read_bufr(path: str | os.PathLike) -> RawObs:
                 eccodes.codes_set(h, "unpack", 1)
                 kind = _classify(h)
                 if kind is not None:
-                    rows += _temp(h) if kind == "temp" else _aircraft(h) if kind == "aircraft" else \
+                    rows += _temps(h) if kind == "temp" else _aircraft(h) if kind == "aircraft" else \
                         _synop(h, kind == "ship")
                     n_used += 1
             except eccodes.CodesInternalError as exc:
