@@ -85,7 +85,7 @@ def make_checkpoint(work: Path, preset: str, dtype: str) -> Path:
 def make_packed(work: Path, n_obs: int, n_analyses: int, level: int, first: str = "2024-01-02T00:00") -> list[Path]:
     """``n_analyses`` packed files, each one analysis time (a day apart) of the same ``n_obs`` observations."""
     from healda_core.obs.pack import pack_arrays
-    from healda_core.obs.packed import write_packed
+    from healda_core.obs.packed_write import write_packed
     from tests.cli.synthetic import synthetic_raw
 
     raw = synthetic_raw(first, n_sat=int(n_obs * 0.9), n_conv=n_obs - int(n_obs * 0.9), hours=45, seed=1)

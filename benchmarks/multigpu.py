@@ -166,7 +166,7 @@ def check_trainer(a, env, dev, refs: dict) -> list[dict]:
 def _assimilate_inputs(a, work: Path) -> dict:
     from healda_core.checkpoint import write_safetensors
     from healda_core.obs.pack import pack_arrays
-    from healda_core.obs.packed import write_packed
+    from healda_core.obs.packed_write import write_packed
     from healda_core.presets import init_checkpoint, preset_config
     from healda_core.static import make_static, write_static
     from tests.cli.synthetic import synthetic_raw, write_latlon_invariants

@@ -31,7 +31,8 @@ from healda_core import grid
 from healda_core.errors import input_error
 from healda_core.fileio import atomic_output, check_writable
 from healda_core.obs import vocab
-from healda_core.obs.packed import CF_VERSION, FLOAT_FILL, read_packed
+from healda_core.obs.packed import FLOAT_FILL, read_packed
+from healda_core.obs.packed_schema import CF_VERSION
 from healda_core.obs.qc import QCOptions, run_qc
 from healda_core.obs.raw import NAT
 from healda_core.obs.readers import read_obs_file

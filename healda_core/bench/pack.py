@@ -4,7 +4,7 @@ Generates ``n`` synthetic raw observations in memory (a UFS-like mix: 2/3 microw
 1/3 conventional t/q/u/v/ps with pressure only, so heights are derived), then times the pipeline stages of
 ``pack-obs`` after reading: QC + normalisation, framing + pixels + counting sort
 (:func:`~healda_core.obs.pack.plan_pack`), and the column gathers streamed into the parallel-compressing
-NetCDF writer (:func:`~healda_core.obs.packed.write_packed_columns`). Peak memory is the process's peak
+NetCDF writer (:func:`~healda_core.obs.packed_write.write_packed_columns`). Peak memory is the process's peak
 resident set size (``resource.getrusage``), which includes the synthetic input itself.
 """
 
@@ -20,7 +20,7 @@ import numpy as np
 
 from healda_core.obs.deflate import backend
 from healda_core.obs.pack import column_sources, gather_columns, plan_pack
-from healda_core.obs.packed import write_packed_columns
+from healda_core.obs.packed_write import write_packed_columns
 from healda_core.obs.qc import run_qc
 from healda_core.obs.raw import COLUMNS, RawObs
 

@@ -5,7 +5,7 @@ Observations reach the model sorted by their *flat pixel id* ``(b*T + t)*X' + pi
 owns rows ``[cu_seqlens_k[i], cu_seqlens_k[i+1])``. Compatible with the reference ``ObsContext`` /
 ``prepare_obs_context`` keyword arguments. :func:`prepare_obs_context` sorts unsorted observations;
 :func:`to_obs_context` takes the already sorted arrays of a packed file
-(:class:`~healda_core.obs.packed.PackedObs`).
+(:class:`~healda_core.obs.packed_schema.PackedObs`).
 
 The 50 ``features_v2`` metadata features of each observation (DATA §1.5), vectorised torch:
 
@@ -41,7 +41,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from healda_core.obs.packed import PackedObs
+    from healda_core.obs.packed_schema import PackedObs
 
 
 @dataclass
@@ -302,7 +302,7 @@ def packed_features(p: PackedObs, device: torch.device | str = "cpu") -> Float[T
 def to_obs_context(p: PackedObs, device: torch.device | str = "cpu", build_group_map: bool = True) -> ObsContext:
     """Build the :class:`ObsContext` directly from the stored (already sorted) arrays; no re-sort.
 
-    ``p.obs`` needs the :data:`~healda_core.obs.packed.MODEL_COLUMNS`, as NumPy arrays or CPU tensors (ids
+    ``p.obs`` needs the :data:`~healda_core.obs.packed_schema.MODEL_COLUMNS`, as NumPy arrays or CPU tensors (ids
     may be stored as 16-bit integers of either sign; they are widened to int64 on ``device``).
     """
     counts = torch.as_tensor(p.counts, device=device)

@@ -6,7 +6,8 @@
 
 In memory (:func:`plan_pack`, :func:`pack_arrays`): pixels at ``level`` in PAD_XY order, flat index
 ``(b*T + t)*X' + pix``, O(N) stable counting sort. The arrays are what the packed NetCDF stores
-(DATA §7b, :class:`~healda_core.obs.packed.PackedObs`); :mod:`healda_core.obs.packed` writes and reads them.
+(DATA §7b, :class:`~healda_core.obs.packed_schema.PackedObs`); :mod:`healda_core.obs.packed_write` writes them,
+:mod:`healda_core.obs.packed` reads them.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from healda_core.errors import UsageError, input_error
 from healda_core.fileio import atomic_output, check_writable
 from healda_core.obs import frames, vocab
 from healda_core.obs.frames import counting_sort
-from healda_core.obs.packed import OBS_VARS, PackedObs, write_packed_columns
+from healda_core.obs.packed_schema import OBS_VARS, PackedObs
+from healda_core.obs.packed_write import write_packed_columns
 from healda_core.obs.qc import REASON_CODE, REASONS, QCOptions, QCResult, count_by_sensor, run_qc
 from healda_core.obs.raw import NAT, RawObs, concat
 from healda_core.obs.readers import read_obs_file

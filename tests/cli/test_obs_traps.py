@@ -8,7 +8,7 @@ from typer.testing import CliRunner
 
 from healda_cli.main import app
 from healda_core.obs import vocab
-from healda_core.obs.packed import CF_VERSION
+from healda_core.obs.packed_schema import CF_VERSION
 from healda_core.plot import plot_map
 from tests.cli.synthetic import write_synthetic_raw
 

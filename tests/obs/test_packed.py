@@ -13,7 +13,8 @@ from healda_core import grid
 from healda_core.obs import frames
 from healda_core.obs.context import features_v2, prepare_obs_context
 from healda_core.obs.pack import pack_arrays, pack_obs
-from healda_core.obs.packed import load_batch, write_packed
+from healda_core.obs.packed import load_batch
+from healda_core.obs.packed_write import write_packed
 from healda_core.obs.qc import run_qc
 from healda_core.obs.readers import write_canonical
 

@@ -9,10 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-import healda_core.obs.packed as packed_mod
+import healda_core.obs.packed_write as packed_write
 from healda_core.obs.context import to_obs_context
 from healda_core.obs.pack import pack_arrays
-from healda_core.obs.packed import FLOAT_FILL, MODEL_COLUMNS, OBS_VARS, read_packed, write_packed
+from healda_core.obs.packed import read_packed
+from healda_core.obs.packed_schema import FLOAT_FILL, MODEL_COLUMNS, OBS_VARS
+from healda_core.obs.packed_write import write_packed
 
 from .conftest import T0, make_raw
 
@@ -35,7 +37,7 @@ def _netcdf4_columns(path, lo: int, hi: int) -> dict[str, np.ndarray]:
 @pytest.fixture(params=["direct", "netcdf4"])
 def small_chunks(tmp_path, monkeypatch, request):
     """Three analyses written with 64-observation chunks, so analyses start and end inside chunks."""
-    monkeypatch.setattr(packed_mod, "CHUNK_OBS", 64)
+    monkeypatch.setattr(packed_write, "CHUNK_OBS", 64)
     result = pack_arrays(copy.deepcopy(make_raw(900)), TIMES)
     path = tmp_path / "obs.nc"
     write_packed(path, result.packed, {}, engine=request.param)

@@ -12,10 +12,12 @@ import numpy as np
 import pytest
 import xarray as xr
 
-from healda_core.obs import frames, packed
+from healda_core.obs import frames, packed_write
 from healda_core.obs.deflate import ChunkCompressor, encode_chunk, shuffle_bytes
 from healda_core.obs.pack import column_sources, pack_arrays, plan_pack
-from healda_core.obs.packed import OBS_VARS, read_packed, write_packed, write_packed_columns
+from healda_core.obs.packed import read_packed
+from healda_core.obs.packed_schema import OBS_VARS
+from healda_core.obs.packed_write import write_packed, write_packed_columns
 
 from .conftest import T0, make_raw
 
@@ -83,7 +85,7 @@ def _nc_dump(path):
 
 @pytest.mark.parametrize("complevel", [1, 0, 5])
 def test_direct_writer_identical_to_netcdf4(tmp_path, monkeypatch, complevel):
-    monkeypatch.setattr(packed, "CHUNK_OBS", 1000)  # several chunks and a padded edge chunk
+    monkeypatch.setattr(packed_write, "CHUNK_OBS", 1000)  # several chunks and a padded edge chunk
     p = _packed()
     assert p.n_obs > 2000 and p.n_obs % 1000
     a, b = tmp_path / "ref.nc", tmp_path / "direct.nc"
@@ -111,7 +113,7 @@ def test_direct_writer_identical_to_netcdf4(tmp_path, monkeypatch, complevel):
 
 
 def test_streamed_columns_equal_in_memory_packing(tmp_path, monkeypatch):
-    monkeypatch.setattr(packed, "CHUNK_OBS", 512)
+    monkeypatch.setattr(packed_write, "CHUNK_OBS", 512)
     raw = make_raw(2500)
     ref = pack_arrays(copy.deepcopy(raw), TIMES)
     plan, qc = plan_pack(raw, TIMES)

@@ -9,7 +9,8 @@ import xarray as xr
 
 from healda_core import grid
 from healda_core.errors import InputError
-from healda_core.obs.packed import OBS_VARS, PackedObs, write_packed
+from healda_core.obs.packed_schema import OBS_VARS, PackedObs
+from healda_core.obs.packed_write import write_packed
 from healda_core.static import load_static
 from healda_core.train.data import collate
 from healda_core.train.datasets import PackedTargetDataset, TargetStore, era5_stats
