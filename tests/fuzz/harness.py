@@ -297,6 +297,9 @@ def mutate_parquet(src: Path, dst: Path, m: tuple) -> None:
         try:
             new = pa.array(values, type=col.type, from_pandas=True) if m[2] is not None else pa.array(values, col.type)
         except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, TypeError, ValueError):
-            new = pa.array(values, from_pandas=True)  # the value does not fit the type: the column changes type
+            try:  # the value does not fit the type: the column changes type
+                new = pa.array(values, from_pandas=True)
+            except (pa.ArrowInvalid, pa.ArrowTypeError):  # mixed strings and numbers: all strings
+                new = pa.array([None if v is None else str(v) for v in values])
         t = t.set_column(i, m[1], new)
     pq.write_table(t, dst)

@@ -34,6 +34,7 @@ from tests.fuzz.harness import (
     parquet_mutations,
     run_cli,
 )
+from tests.obs.test_nnja import _write_table as write_nnja_table
 from tests.obs.test_readers import write_gsi_conv_uv, write_gsi_radiance, write_ioda_conv, write_ioda_radiance
 
 SEEDS = {
@@ -45,6 +46,7 @@ SEEDS = {
 }
 BINARY_SEEDS = {
     "parquet": ("obs.parquet", lambda p: write_parquet(p, synthetic_raw(n_sat=30, n_conv=20), row_group_rows=20)),
+    "nnja-prepbufr": ("gdas.20240101.t00z.prepbufr.nr.parquet", write_nnja_table),
     "bufr-temp": ("temp.bufr", lambda p: p.write_bytes((BUFR_DATA / "temp_sample.bufr").read_bytes())),
     "bufr-aircraft": ("aircraft.bufr", lambda p: p.write_bytes((BUFR_DATA / "aircraft_small.bufr").read_bytes())),
 }
@@ -115,10 +117,11 @@ def test_structure_mutations(seeds, fmt):
     case()
 
 
-def test_parquet_table_mutations(seeds):
+@pytest.mark.parametrize("fmt", ["parquet", "nnja-prepbufr"])
+def test_parquet_table_mutations(seeds, fmt):
     import pyarrow.parquet as pq
 
-    seed = seeds["parquet"]
+    seed = seeds[fmt]
 
     @fuzz_settings(NC_EXAMPLES)
     @given(m=parquet_mutations(pq.read_schema(seed).names))
@@ -126,6 +129,6 @@ def test_parquet_table_mutations(seeds):
         with tempfile.TemporaryDirectory() as d:
             src = Path(d) / seed.name
             mutate_parquet(seed, src, m)
-            _pack(src, f"parquet {m}")
+            _pack(src, f"{fmt} {m}")
 
     case()

@@ -1,5 +1,5 @@
 """Raw observation readers, auto-detected per file by content: canonical CF point, JCSDA IODA, NOAA GSI diag
-(NetCDF), parquet observation tables (``PAR1`` magic) and WMO BUFR (``BUFR`` magic).
+(NetCDF), parquet observation tables (``PAR1`` magic: the UFS long schema or NNJA PrepBUFR cycle tables) and WMO BUFR (``BUFR`` magic).
 
 :func:`read_obs_file` opens a file, picks the reader from its structure and returns a
 :class:`~healda_core.obs.raw.RawObs` with longitudes in [-180, 180] whatever the file's convention.
@@ -26,7 +26,7 @@ from healda_core.obs.readers.ioda import looks_ioda, read_ioda
 from healda_core.obs.readers.parquet import MAGIC as PARQUET_MAGIC
 from healda_core.obs.readers.parquet import read_parquet, write_parquet
 
-FORMATS = ("canonical", "ioda", "gsi", "parquet", "bufr")
+FORMATS = ("canonical", "ioda", "gsi", "parquet", "nnja-prepbufr", "bufr")
 
 
 def detect_format(ds) -> str | None:
@@ -58,7 +58,7 @@ def read_obs_file(path: str | os.PathLike) -> tuple[RawObs, str]:
     """Read one raw observation file; returns the rows and the detected format name."""
     fmt = _magic(path)
     if fmt is not None:
-        raw = read_parquet(path) if fmt == "parquet" else read_bufr(path)
+        raw, fmt = read_parquet(path) if fmt == "parquet" else (read_bufr(path), fmt)
         normalise_longitude(raw.lon)
         return raw, fmt
     ds = open_nc(path)

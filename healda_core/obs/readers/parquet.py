@@ -1,5 +1,7 @@
 """Parquet observation tables of the reference datapipe (UFS "combined" long schema, DATA §1.1; NNJA-derived
-tables in the same schema), read with pyarrow, streamed by record batch into preallocated columns.
+tables in the same schema), read with pyarrow, streamed by record batch into preallocated columns. NNJA
+PrepBUFR cycle tables (wide, one column per mnemonic) are detected by their columns and read by
+:mod:`~healda_core.obs.readers.nnja`.
 
 One row per scalar observation: ``Observation`` (value; ps hPa), ``Latitude``, ``Longitude``,
 ``Absolute_Obs_Time`` (timestamp, UTC), ``Global_Channel_ID`` (global id of DATA §1.2: 0–542 without
@@ -19,6 +21,7 @@ import numpy as np
 from healda_core.errors import input_error
 from healda_core.obs import vocab
 from healda_core.obs.raw import COLUMNS, NAT, RawObs
+from healda_core.obs.readers.nnja import looks_nnja_prepbufr, read_nnja_prepbufr
 from healda_core.obs.stats import channel_table
 
 MAGIC = b"PAR1"
@@ -74,8 +77,12 @@ def _column(batch, name: str, fill: int = 0) -> np.ndarray | None:
     return col.to_numpy(zero_copy_only=False)
 
 
-def read_parquet(path: str | os.PathLike) -> RawObs:
-    """Read a parquet observation table into :class:`RawObs`, one record batch (≤ 2**20 rows) at a time."""
+def read_parquet(path: str | os.PathLike) -> tuple[RawObs, str]:
+    """Read a parquet observation table into :class:`RawObs`, one record batch (≤ 2**20 rows) at a time.
+
+    Returns the rows and the schema detected from the columns: ``"parquet"`` (UFS combined long schema) or
+    ``"nnja-prepbufr"`` (NNJA PrepBUFR cycle table, :mod:`~healda_core.obs.readers.nnja`).
+    """
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -84,9 +91,13 @@ def read_parquet(path: str | os.PathLike) -> RawObs:
         names = set(pf.schema_arrow.names)
     except (pa.ArrowException, OSError) as exc:
         raise input_error(path, None, f"not a readable parquet file, or truncated ({exc})") from None
+    if looks_nnja_prepbufr(names):
+        _check_claimed_rows(path, pf.metadata.num_rows)
+        return read_nnja_prepbufr(path, pf), "nnja-prepbufr"
     for name in REQUIRED:
         if name not in names:
-            raise input_error(path, name, "required column missing (expected the UFS combined observation schema)")
+            raise input_error(path, name, "required column missing (expected the UFS combined observation schema, "
+                              "or the NNJA PrepBUFR columns XOB, YOB, DHR, POB, TYP)")
     for name in ("Observation_Type", "Platform_ID", "Global_Channel_ID"):
         if name in names and not pa.types.is_integer(pf.schema_arrow.field(name).type):
             raise input_error(path, name, f"wrong type {pf.schema_arrow.field(name).type}, expected integer")
@@ -125,7 +136,7 @@ def read_parquet(path: str | os.PathLike) -> RawObs:
         cols[name][conv] = np.nan
     for name in ("pressure_hpa", "height"):
         cols[name][~conv] = np.nan
-    return RawObs.from_columns(n, **cols, **flags, sources=[str(path)])
+    return RawObs.from_columns(n, **cols, **flags, sources=[str(path)]), "parquet"
 
 
 def _check_claimed_rows(path: str | os.PathLike, n: int) -> None:
