@@ -146,11 +146,7 @@ class NatureRun:
         z = std_geopotential(PLEVELS)[:, None] + F0 * psi
         t = std_temperature(PLEVELS)[:, None] - (F0 / R_DRY) * dpsi_dlnp
         rh_h = self._evaluate(self.a_rh * phase)[0]
-        rh = np.clip(0.55 + 0.35 * np.tanh(rh_h / (rh_h.std() + 1e-12)), 0.15, 0.95)
-        rh = rh[None, :] * np.clip(1.1 - 0.6 * np.log(1000.0 / PLEVELS) / 3.0, 0.3, 1.0)[:, None]
-        q_trop = rh * saturation_q(t, PLEVELS[:, None])
-        w = np.clip((PLEVELS - 150.0) / 150.0, 0.0, 1.0)[:, None]  # blend to a dry stratosphere above 300 hPa
-        q = w * q_trop + (1 - w) * Q_STRAT * (0.8 + 0.4 * rh)
+        q = specific_humidity(np.clip(0.55 + 0.35 * np.tanh(rh_h / (rh_h.std() + 1e-12)), 0.15, 0.95), t)
         return {"u": u, "v": v, "t": t, "z": z, "q": q, **self._surface(u, v, t, z, q)}
 
     def _surface(self, u, v, t, z, q) -> dict[str, np.ndarray]:
@@ -163,6 +159,23 @@ class NatureRun:
         sic = np.where(land > 0.5, 0.0, np.clip((272.0 - sst) / 3.0, 0.0, 1.0))
         return {"tcwv": tcwv, "t2m": t2m, "u10m": 0.7 * u[0], "v10m": 0.7 * v[0], "u100m": 0.8 * u[0],
                 "v100m": 0.8 * v[0], "msl": msl, "sst": sst, "sic": sic}
+
+
+def specific_humidity(rh_low: Float[np.ndarray, " npix"], t: Float[np.ndarray, "13 npix"]) -> Float[np.ndarray, "13 npix"]:
+    """q (kg/kg) on the 13 levels from the lower-tropospheric relative humidity ``rh_low`` and temperature.
+
+    RH decreases with height (× 1.1 − 0.2·ln(1000/p), within [0.3, 1]) and q blends into a dry stratosphere
+    (about :data:`Q_STRAT`) between 300 and 150 hPa.
+    """
+    rh = rh_low[None, :] * np.clip(1.1 - 0.6 * np.log(1000.0 / PLEVELS) / 3.0, 0.3, 1.0)[:, None]
+    q_trop = rh * saturation_q(t, PLEVELS[:, None])
+    w = np.clip((PLEVELS - 150.0) / 150.0, 0.0, 1.0)[:, None]
+    return w * q_trop + (1 - w) * Q_STRAT * (0.8 + 0.4 * rh)
+
+
+def reference_humidity() -> Float[np.ndarray, " levels"]:
+    """q (kg/kg) of the reference column: standard-atmosphere temperature and the mean RH (0.55)."""
+    return specific_humidity(np.array([0.55]), std_temperature(PLEVELS)[:, None])[:, 0]
 
 
 def saturation_q(t_k: np.ndarray, p_hpa: np.ndarray) -> np.ndarray:

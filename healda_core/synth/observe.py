@@ -9,7 +9,10 @@ plus Gaussian errors with the standard deviations in :data:`ERRORS`):
 * aircraft on great-circle flights at 250 hPa every 10 min: t (130), u, v (230); height = pressure altitude;
 * polar orbiters with AMSU-A-like (metop-b, n19) and ATMS-like (n20) temperature sounding channels:
   brightness temperature = weighted vertical average of temperature (Gaussian weights in ln p), along
-  sun-synchronous swaths with scan, satellite-zenith and solar-zenith angles.
+  sun-synchronous swaths with scan, satellite-zenith and solar-zenith angles;
+* the same orbiters' 183 GHz water-vapour channels (MHS beside AMSU-A, ATMS's own): brightness temperature
+  from a water-vapour transmittance model, so the peak rises as the column moistens
+  (:func:`healda_core.synth.satellites.humidity_bt`).
 """
 
 from __future__ import annotations
@@ -20,11 +23,18 @@ from healda_core import grid
 from healda_core.obs import vocab
 from healda_core.synth.nature import PLEVELS, R_DRY, G, NatureRun, std_geopotential
 
-ERRORS = {"t": 0.8, "q_rel": 0.1, "uv": 1.8, "ps_hpa": 1.0, "air_t": 1.0, "air_uv": 2.0, "bt": 0.3, "sonde_z_m": 10.0}
+ERRORS = {"t": 0.8, "q_rel": 0.1, "uv": 1.8, "ps_hpa": 1.0, "air_t": 1.0, "air_uv": 2.0, "bt": 0.3, "bt_wv": 1.0,
+          "sonde_z_m": 10.0}
 #: sounder channels: (sensor, platform, raw channel, peak pressure hPa)
 SOUNDER_CHANNELS = {
     "amsua": [(4, 900.0), (5, 700.0), (6, 450.0), (7, 275.0), (8, 180.0), (9, 90.0)],
     "atms": [(5, 900.0), (6, 700.0), (7, 450.0), (8, 275.0), (9, 180.0), (10, 90.0)],
+}
+#: water-vapour channels flown with each temperature sounder: (sensor, [(raw channel, peak hPa at the
+#: reference humidity profile)]); MHS 3/4/5 = 183±1, 183±3, 190 GHz, ATMS 22/20/18 = 183±1, 183±3, 183±7 GHz
+HUMIDITY_CHANNELS = {
+    "amsua": ("mhs", [(3, 400.0), (4, 550.0), (5, 750.0)]),
+    "atms": ("atms", [(22, 400.0), (20, 550.0), (18, 750.0)]),
 }
 SATELLITES = (("amsua", "metop-b", 0.0), ("amsua", "n19", 2.1), ("atms", "n20", 4.2))  # (sensor, platform, phase)
 HOUR = 3600

@@ -5,16 +5,61 @@ Geometry: circular orbit, inclination 98.7°, period 101.4 min, altitude 833 km,
 has ``positions`` footprints at scan angles evenly spaced in [−48.3°, 48.3°]; the footprint lies at the
 Earth-central angle γ = asin((R+h)/R · sin s) − s across track, and the satellite zenith angle is s + γ
 (signed like the scan angle). Solar zenith from the solar declination and local hour angle.
+
+Water-vapour channels (:func:`humidity_bt`): a clear-sky, non-scattering transmittance model with absorption
+proportional to the water-vapour path above each pressure, 𝒯(p) = exp(−κ·W(p)), W(p) = ∫₀ᵖ q dp′/g; the
+brightness temperature is Σ over thin layers of (𝒯_top − 𝒯_bottom)·T plus 𝒯(1000 hPa)·T_surface (emissivity
+1) and the air above 50 hPa at the 50 hPa temperature. κ is set per channel so that at the reference humidity profile the transmittance reaches 1/e at the
+channel's nominal peak; a moister column raises the peak and cools the channel, as 183 GHz channels do.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from jaxtyping import Float
 
 from healda_core.obs import vocab
-from healda_core.synth.observe import ERRORS, SOUNDER_CHANNELS, _rows, _Sampler, weights
+from healda_core.synth.nature import PLEVELS, G, reference_humidity
+from healda_core.synth.observe import ERRORS, HUMIDITY_CHANNELS, SOUNDER_CHANNELS, _rows, _Sampler, weights
 
 R_KM, H_KM, INCL, PERIOD_S, MAX_SCAN = 6371.0, 833.0, np.radians(98.7), 101.4 * 60, 48.3
+
+
+_SUB = 6  # sub-layers per standard-level layer in the transmittance integral
+_LNP = np.interp(np.arange(_SUB * (len(PLEVELS) - 1) + 1) / _SUB, np.arange(len(PLEVELS)), np.log(PLEVELS))
+
+
+def _fine(x: np.ndarray) -> np.ndarray:
+    """(13, n) on the standard levels → (fine, n), linear in ln p."""
+    idx = np.arange(len(PLEVELS))
+    pos = np.interp(_LNP, np.log(PLEVELS[::-1]), idx[::-1].astype(float))
+    lo = np.minimum(np.floor(pos).astype(int), len(PLEVELS) - 2)
+    f = (pos - lo)[:, None]
+    return (1 - f) * x[lo] + f * x[lo + 1]
+
+
+def _vapour_path(q: Float[np.ndarray, "13 n"]) -> Float[np.ndarray, "fine n"]:
+    """Water-vapour path above each fine level (kg m⁻²), from the top level (50 hPa: q·p/g above it)."""
+    qf = np.exp(_fine(np.log(np.maximum(q, 1e-9))))
+    p = np.exp(_LNP)[:, None] * 100.0
+    layer = 0.5 * (qf[1:] + qf[:-1]) * (p[:-1] - p[1:]) / G  # fine layers, bottom to top
+    above_top = qf[-1] * p[-1] / G
+    return above_top + np.concatenate([np.cumsum(layer[::-1], 0)[::-1], np.zeros((1, q.shape[1]))])
+
+
+def absorption(peak_hpa: float) -> float:
+    """κ (m² kg⁻¹) putting the 1/e transmittance of the reference column at ``peak_hpa``."""
+    w = _vapour_path(reference_humidity()[:, None])[:, 0]
+    return float(1.0 / np.interp(np.log(peak_hpa), _LNP[::-1], w[::-1]))
+
+
+def humidity_bt(t: Float[np.ndarray, "13 n"], q: Float[np.ndarray, "13 n"], t_sfc: Float[np.ndarray, " n"],
+                kappa: float) -> Float[np.ndarray, " n"]:
+    """Brightness temperature (K) of a water-vapour channel with absorption ``kappa`` (see the module doc)."""
+    trans = np.exp(-kappa * _vapour_path(q))
+    tf = _fine(t)
+    layers = ((trans[1:] - trans[:-1]) * 0.5 * (tf[1:] + tf[:-1])).sum(0)
+    return layers + trans[0] * t_sfc + (1.0 - trans[-1]) * tf[-1]  # + the air above 50 hPa at its temperature
 
 
 def subsatellite(t_s: np.ndarray, phase: float) -> tuple[np.ndarray, np.ndarray]:
@@ -68,13 +113,20 @@ def sounder(s: _Sampler, rng, hour_s: int, sensor: str, platform: str, phase: fl
             line_every_s: int = 180, positions: int = 15) -> list[dict]:
     """Brightness temperatures of one satellite for the hour starting at ``hour_s`` (values from that hour)."""
     sw = swath(hour_s + np.arange(0, 3600, line_every_s, dtype=np.float64), phase, positions)
-    temp = s.interp(s.at(hour_s)["t"], sw["lon"], sw["lat"])  # (13, n)
+    f = s.at(hour_s)
+    temp = s.interp(f["t"], sw["lon"], sw["lat"])  # (13, n)
     sza = solar_zenith(sw["time"], sw["lon"], sw["lat"])
     rows, n = [], sw["lon"].size
-    for raw_ch, peak in SOUNDER_CHANNELS[sensor]:
-        bt = weights(peak) @ temp + rng.standard_normal(n) * ERRORS["bt"]
+    channels = [(sensor, raw_ch, weights(peak) @ temp, ERRORS["bt"]) for raw_ch, peak in SOUNDER_CHANNELS[sensor]]
+    if sensor in HUMIDITY_CHANNELS:
+        q, t_sfc = s.interp(f["q"], sw["lon"], sw["lat"]), s.interp(f["t2m"], sw["lon"], sw["lat"])
+        wv_sensor, wv = HUMIDITY_CHANNELS[sensor]
+        channels += [(wv_sensor, raw_ch, humidity_bt(temp, q, t_sfc, absorption(peak)), ERRORS["bt_wv"])
+                     for raw_ch, peak in wv]
+    for name, raw_ch, clear, err in channels:
+        bt = clear + rng.standard_normal(n) * err
         rows.append(_rows(n, time_ns=sw["time"].astype(np.int64) * 10**9, lon=sw["lon"], lat=sw["lat"], value=bt,
-                          sensor=np.full(n, vocab.SENSOR_BY_NAME[sensor].id, np.uint8),
+                          sensor=np.full(n, vocab.SENSOR_BY_NAME[name].id, np.uint8),
                           channel=np.full(n, raw_ch, np.uint16),
                           platform=np.full(n, vocab.platform_id(platform), np.int16),
                           obs_type=np.zeros(n, np.uint16), scan_angle=sw["scan"], sat_zenith=sw["zenith"],

@@ -10,7 +10,7 @@ from healda_cli.main import app
 from healda_core.obs import vocab
 from healda_core.obs.frames import parse_time
 from healda_core.synth import observe, satellites
-from healda_core.synth.nature import NatureRun
+from healda_core.synth.nature import PLEVELS, NatureRun, reference_humidity, std_temperature
 from healda_core.synth.run import draw_observations
 
 T0 = parse_time("2024-01-01T00")
@@ -28,7 +28,7 @@ def test_every_network_present_with_real_ids(drawn):
     assert all(v > 0 for v in counts.values())
     assert len(raw) == sum(counts.values())
     sensors = {vocab.SENSORS[s].name for s in np.unique(raw.sensor)}
-    assert sensors == {"conv", "amsua", "atms"}
+    assert sensors == {"conv", "amsua", "atms", "mhs"}
     sat = raw.sensor != vocab.CONV
     assert set(np.unique(raw.platform[sat])) == {vocab.platform_id(p) for p in ("metop-b", "n19", "n20")}
     assert set(np.unique(raw.obs_type[~sat])) == {120, 220, 181, 130, 230}
@@ -60,6 +60,42 @@ def test_swath_geometry():
     assert np.all((-90 <= sw["lat"]) & (sw["lat"] <= 90)) and np.all((0 <= sw["lon"]) & (sw["lon"] < 360))
     sza = satellites.solar_zenith(np.array([T0 + 12 * 3600.0]), np.array([0.0]), np.array([-23.0]))
     assert sza[0] < 5  # local noon on the Tropic of Capricorn in early January: sun near the zenith
+
+
+def test_water_vapour_channel_is_an_emission_weighted_temperature():
+    n = 4
+    t_iso = np.full((13, n), 250.0)
+    q = reference_humidity()[:, None] * np.linspace(0.5, 1.5, n)[None, :]
+    kappa = satellites.absorption(550.0)
+    # isothermal atmosphere over a surface of the same temperature: the weights and 𝒯_surface sum to 1
+    assert np.allclose(satellites.humidity_bt(t_iso, q, np.full(n, 250.0), kappa), 250.0, atol=1e-9)
+    # temperature falling with height: a moister column emits from higher, colder air (monotone in q)
+    t = std_temperature(PLEVELS)[:, None].repeat(n, 1)
+    bt = satellites.humidity_bt(t, q, t[0] + 1.5, kappa)
+    assert np.all(np.diff(bt) < 0) and 2.0 < bt[0] - bt[-1] < 15.0
+    # the peak: a warm anomaly confined to the 1/e level moves the channel much more than one far below
+    bump = lambda p: np.where(PLEVELS == p, 5.0, 0.0)[:, None]
+    ref = satellites.humidity_bt(t[:, :1], q[:, 2:3], t[0, :1] + 1.5, kappa)
+    near = satellites.humidity_bt(t[:, :1] + bump(500), q[:, 2:3], t[0, :1] + 1.5, kappa) - ref
+    far = satellites.humidity_bt(t[:, :1] + bump(925), q[:, 2:3], t[0, :1] + 1.5, kappa) - ref
+    assert near[0] > 3 * far[0] > 0
+
+
+def test_water_vapour_channels_follow_the_nature_run_humidity(drawn):
+    nature, raw, _ = drawn
+    wv = (raw.sensor == vocab.SENSOR_BY_NAME["mhs"].id) & (raw.channel == 4)
+    wv &= raw.time_ns == np.int64(T0) * 10**9
+    s = observe._Sampler(nature, T0)
+    f = nature.fields(0.0)
+    lon, lat = raw.lon[wv].astype(float), raw.lat[wv].astype(float)
+    t, q, t2m = (s.interp(f[k], lon, lat) for k in ("t", "q", "t2m"))
+    clear = lambda qq: satellites.humidity_bt(t, qq, t2m, satellites.absorption(550.0))
+    assert wv.sum() > 20 and set(np.unique(raw.platform[wv])) <= {vocab.platform_id(p) for p in ("metop-b", "n19")}
+    err = raw.value[wv] - clear(q)
+    assert abs(err.mean()) < 0.4 and 0.7 < err.std() < 1.3  # drawn with sigma = 1 K
+    assert np.sqrt(np.mean((raw.value[wv] - clear(0.7 * q)) ** 2)) > 2.0  # the channel sees the humidity
+    atms_wv = (raw.sensor == vocab.SENSOR_BY_NAME["atms"].id) & np.isin(raw.channel, [18, 20, 22])
+    assert set(np.unique(raw.platform[atms_wv])) == {vocab.platform_id("n20")}
 
 
 def test_cli_writes_three_files_and_refuses_overwrite(tmp_path):
