@@ -145,11 +145,6 @@ def history_entry(argv: list[str] | None = None) -> str:
     return f"{now}: {prog} {shlex.join(argv[1:])}".rstrip()
 
 
-def prepend_history(old: str | None, entry: str) -> str:
-    """Newest-first ``history`` (NCO/CDO convention)."""
-    return entry if not old else f"{entry}\n{old}"
-
-
 def open_netcdf(path: str | os.PathLike):
     """Open ``path`` read-only; an unreadable file, or one claiming more data than it can hold
     (:func:`check_claimed_sizes`), raises :class:`InputError` (exit 3) naming it."""

@@ -15,7 +15,6 @@ A directory is complete once ``OUT/checkpoints/latest`` names it (written last, 
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import shutil
@@ -152,7 +151,3 @@ def load(ckpt_dir: Path, rank: int) -> dict[str, Any]:
         raise CheckpointError(f"{ckpt_dir}: no RNG state for rank {rank}; resume with the same number of processes")
     rng = _read_pt(rng_file, RNG_KEYS)
     return {"model": model, "ema": ema, "train_state": state, "rng": rng, "config": header.config}
-
-
-def write_json(path: Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n")

@@ -34,12 +34,6 @@ FLAGS = {"QC_Flag": "qc_flag", "Analysis_Use_Flag": "use_flag"}
 BATCH_ROWS = 1 << 20
 
 
-def looks_parquet(path: str | os.PathLike) -> bool:
-    """Parquet files start (and end) with ``PAR1``."""
-    with open(path, "rb") as f:
-        return f.read(4) == MAGIC
-
-
 def _channel_luts() -> tuple[np.ndarray, np.ndarray]:
     """Global channel id -> (raw sensor id, raw channel); conv-plevel ids map back to conv codes."""
     t = channel_table()
