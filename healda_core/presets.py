@@ -80,6 +80,8 @@ def init_checkpoint(name: str, seed: int = 0, dtype: str = "fp32"):
     from healda_core.model.healda import HealDA
 
     config = preset_config(name)
+    if dtype not in DTYPES:  # before the (for the default preset, minute-long) initialisation
+        raise UsageError(f"--dtype must be one of fp32, bf16; got {dtype!r}")
     gen_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:
@@ -88,8 +90,6 @@ def init_checkpoint(name: str, seed: int = 0, dtype: str = "fp32"):
         torch.random.set_rng_state(gen_state)
     sd = validate_state_dict(model.state_dict(), config, f"preset {name}")
     del model
-    if dtype not in DTYPES:
-        raise UsageError(f"--dtype must be one of fp32, bf16; got {dtype!r}")
     sd = cast_state_dict(sd, DTYPES[dtype])
     return LoadedCheckpoint(state_dict=sd, config=config, conventions=default_conventions(config),
                             source_format="healda-init", path=f"preset:{name}",

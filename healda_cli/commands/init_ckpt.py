@@ -52,8 +52,6 @@ def init_ckpt(
     from healda_core.fileio import check_writable
 
     check_writable(output, overwrite)
-    if preset not in PRESETS:
-        raise UsageError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
     ckpt = init_checkpoint(preset, seed=seed, dtype=dtype)
     (write_mdlus if output.suffix == ".mdlus" else write_safetensors)(ckpt, output, overwrite)
     console.info(f"{preset}: {ckpt.n_parameters:,} parameters ({ckpt.dtype}, seed {seed}) → {output}")

@@ -238,3 +238,6 @@ def test_init_ckpt_tiny_is_deterministic_and_loads(tmp_path):
     assert rows["healda-v2"]["parameters"] == 1_506_070_474
     _ = _cli("init-ckpt", "--preset", "nope", "-o", tmp_path / "n.safetensors")
     assert _.exit_code == 2
+    assert "unknown preset 'nope'" in _.output and not (tmp_path / "n.safetensors").exists()
+    res = _cli("init-ckpt", "--preset", "healda-tiny", "--dtype", "fp16", "-o", tmp_path / "d.safetensors")
+    assert res.exit_code == 2 and "--dtype" in res.output and not (tmp_path / "d.safetensors").exists()
