@@ -305,9 +305,7 @@ def to_obs_context(p: PackedObs, device: torch.device | str = "cpu", build_group
     ``p.obs`` needs the :data:`~healda_core.obs.packed_schema.MODEL_COLUMNS`, as NumPy arrays or CPU tensors (ids
     may be stored as 16-bit integers of either sign; they are widened to int64 on ``device``).
     """
-    counts = torch.as_tensor(p.counts, device=device)
-    cu = torch.zeros(counts.numel() + 1, dtype=torch.int32, device=device)
-    cu[1:] = torch.cumsum(counts, 0).to(torch.int32)
+    cu = counts_to_cu_seqlens(torch.as_tensor(p.counts, device=device))
     as_long = lambda k: _on(p.obs[k].astype(np.int32) if isinstance(p.obs[k], np.ndarray)
                             and p.obs[k].dtype == np.uint16 else p.obs[k], device).long()
     return ObsContext(
