@@ -56,19 +56,14 @@ def timed(fn, warmup: int, iters: int, cuda: bool) -> dict:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     first_s = time.perf_counter() - t0
-    times = []
-    for _ in range(iters):
-        if cuda:
-            s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            s.record()
-            fn()
-            e.record()
-            e.synchronize()
-            times.append(s.elapsed_time(e))
-        else:
-            t = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - t) * 1e3)
+    from healda_core.kernels.tuning import event_ms
+
+    def wall_ms(fn) -> float:
+        t = time.perf_counter()
+        fn()
+        return (time.perf_counter() - t) * 1e3
+
+    times = [(event_ms if cuda else wall_ms)(fn) for _ in range(iters)]
     peak = torch.cuda.max_memory_allocated() / 2**30 if cuda else None
     return {"median_ms": round(statistics.median(times), 1), "min_ms": round(min(times), 1),
             "all_ms": [round(v, 1) for v in times], "warmup_s": round(first_s, 1),
@@ -110,8 +105,10 @@ def ours(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
 
 def reference(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
     """PhysicsNeMo 2.2.2 ``VideoHealDA()`` (needs ``nvidia-physicsnemo==2.2.2`` importable)."""
-    import bench_healda_ref as H  # installs the reference's import stand-ins
+    import harness
     import triton
+
+    harness.install()  # the reference's import stand-ins
     from physicsnemo.experimental.models.healda import VideoHealDA, prepare_obs_context
     from physicsnemo.experimental.models.healda.kernels import pixel_attention as pam
 
@@ -119,7 +116,7 @@ def reference(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
            triton.Config({"TILE_K": 32}, num_warps=4, num_stages=2)]
     for tuner in (pam._pixel_attn_gqa_fwd, pam._pixel_attn_gqa_bwd):
         tuner.configs = two
-    H.pnm_import.patch_hpx_grid()
+    harness.patch_hpx_grid()
     t, x_pix, p = 8, 12 * 4**6, 8 * 12 * 4**5
     ctx = prepare_obs_context(**raw, total_pixels=p, build_group_map=True)
     g = torch.Generator(device=dev).manual_seed(5)

@@ -66,9 +66,9 @@ def env() -> None:
     except Exception as ex:  # noqa: BLE001
         e["nvidia_smi"] = f"failed: {ex}"
     try:
-        import pnm_import
+        import harness
 
-        pnm_import.install()
+        harness.install()
         import physicsnemo
 
         e["physicsnemo"] = physicsnemo.__version__
@@ -78,12 +78,11 @@ def env() -> None:
 
 
 def reference_modules():
-    import pnm_import
-
-    pnm_import.install()
     import argparse as ap
 
-    import bench_healda_ref as H
+    import harness as H
+
+    H.install()
     from physicsnemo.experimental.models.healda import ObsTokenizerFiLM as RefFiLM
     from physicsnemo.experimental.models.healda import prepare_obs_context as ref_prepare
     from physicsnemo.experimental.models.healda.kernels import pixel_attention as pam
