@@ -26,6 +26,15 @@ def fixture_small() -> dict:
     return torch.load(shared_path("fixtures", "fixture_small.pt"), weights_only=True)
 
 
+@pytest.fixture
+def one_thread():
+    """torch on one thread for the test (many tiny cases, where thread start-up and contention dominate)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(autouse=True)
 def _plain_terminal(monkeypatch):
     """Deterministic CLI output: no TTY forcing, no colour."""

@@ -23,12 +23,7 @@ class Evil:  # unpickling it would call print: a stand-in for arbitrary code
         return (print, ("pwned",))
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")
