@@ -106,16 +106,11 @@ def ours(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
 def reference(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
     """PhysicsNeMo 2.2.2 ``VideoHealDA()`` (needs ``nvidia-physicsnemo==2.2.2`` importable)."""
     import harness
-    import triton
 
     harness.install()  # the reference's import stand-ins
     from physicsnemo.experimental.models.healda import VideoHealDA, prepare_obs_context
-    from physicsnemo.experimental.models.healda.kernels import pixel_attention as pam
 
-    two = [triton.Config({"TILE_K": 64}, num_warps=4, num_stages=2),
-           triton.Config({"TILE_K": 32}, num_warps=4, num_stages=2)]
-    for tuner in (pam._pixel_attn_gqa_fwd, pam._pixel_attn_gqa_bwd):
-        tuner.configs = two
+    harness.limit_pa_autotune()
     harness.patch_hpx_grid()
     t, x_pix, p = 8, 12 * 4**6, 8 * 12 * 4**5
     ctx = prepare_obs_context(**raw, total_pixels=p, build_group_map=True)

@@ -466,18 +466,24 @@ def tuner_report(tuner):
 
 
 
+def limit_pa_autotune(smoke=False):
+    """Restrict the reference pixel attention's autotuner (fwd and bwd) to two configs instead of 36; one with
+    ``smoke`` (the CPU interpreter has no benchmarker). Two, not one, on a GPU: with a single config Triton's
+    Autotuner skips its cache lookup."""
+    import triton
+    from physicsnemo.experimental.models.healda.kernels import pixel_attention as pam
+
+    two = [triton.Config({"TILE_K": 64}, num_warps=4, num_stages=2),
+           triton.Config({"TILE_K": 32}, num_warps=4, num_stages=2)]
+    for t in (pam._pixel_attn_gqa_fwd, pam._pixel_attn_gqa_bwd):
+        t.configs = two[:1] if smoke else two
+
+
 def pin_pa_configs(section):
     """In processes other than `pa`: tuned configs come from physicsnemo's opt-in autotune cache
     (HEALDA_PIXEL_ATTN_AUTOTUNE_CACHE_DIR, written by the pa process). Should a key be missing,
     fall back to a 2-config autotune instead of re-running the 36-config one."""
-    import triton
-    from physicsnemo.experimental.models.healda.kernels import pixel_attention as pam
-
-    # two configs, not one: with a single config Triton's Autotuner skips its cache lookup
-    two = [triton.Config({"TILE_K": 64}, num_warps=4, num_stages=2),
-           triton.Config({"TILE_K": 32}, num_warps=4, num_stages=2)]
-    for t in (pam._pixel_attn_gqa_fwd, pam._pixel_attn_gqa_bwd):
-        t.configs = two[:1] if ARGS.smoke else two  # (CPU smoke: no benchmarker)
+    limit_pa_autotune(ARGS.smoke)
     R[section]["pa_autotune_cache_dir"] = os.environ.get("HEALDA_PIXEL_ATTN_AUTOTUNE_CACHE_DIR")
 
 
