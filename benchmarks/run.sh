@@ -12,7 +12,7 @@
 #   forward_cudnn  the same, ours only, spatial attention on cuDNN (HEALDA_SDPA=cudnn)
 #   train       benchmarks/train_step.py: 1.5 B training step, compiled blocks
 #   assimilate  benchmarks/assimilate.py: healda assimilate end to end over a batch of analyses
-#   osse        benchmarks/osse_gpu.sh: the OSSE demo at GPU scale (healda demo --recipe gpu, seeds 0,1,2)
+#   osse        benchmarks/osse_gpu.sh: the OSSE demo at GPU scale (healda demo --recipe gpu, seeds 0,1; SEEDS=2)
 #   tests       the GPU tests: pytest tests/kernels tests/gpu
 #   multigpu    benchmarks/multigpu.py under torchrun on 1, 2, 4, 8 GPUs (those the node has; GPUS="2 4" picks):
 #               DP × CP checks against one GPU, weak scaling of the 1.5 B step; merged into multigpu.json

@@ -43,9 +43,9 @@ RECIPES: dict[str, Recipe] = {
     "cpu": Recipe(n_train=4, days=5.0, test_days=3.5, density=0.15, later_fraction=0.2,
                   train=ex.TrainRecipe(preset="healda-demo", minutes=6.0, lr=2e-3, warmup_steps=10, batch_size=1,
                                        num_workers=0, device="cpu")),
-    # one GPU with 16 CPU cores beside it, one seed in about 3 minutes
+    # one GPU with 16 CPU cores beside it, one seed in about 4 minutes
     "gpu": Recipe(n_train=24, days=6.0, test_days=3.5, density=0.3, later_fraction=0.2, synth_workers=13,
-                  train=ex.TrainRecipe(preset="healda-demo-gpu", minutes=1.6, lr=2e-3, warmup_steps=50,
+                  train=ex.TrainRecipe(preset="healda-demo-gpu", minutes=3.0, lr=2e-3, warmup_steps=50,
                                        batch_size=8, num_workers=10, device="cuda")),
 }
 
