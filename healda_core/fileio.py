@@ -146,16 +146,23 @@ def history_entry(argv: list[str] | None = None) -> str:
 
 
 def open_netcdf(path: str | os.PathLike):
-    """Open ``path`` read-only; an unreadable file, or one claiming more data than it can hold
-    (:func:`check_claimed_sizes`), raises :class:`InputError` (exit 3) naming it."""
+    """Open ``path`` read-only; a missing, empty, truncated or non-NetCDF file, a directory, or a file claiming
+    more data than it can hold (:func:`check_claimed_sizes`) raises :class:`InputError` (exit 3) naming it."""
     import netCDF4
 
     from healda_core.errors import input_error
 
+    p = Path(path)
+    if not p.exists():
+        raise input_error(p, None, "no such file")
+    if p.is_dir():
+        raise input_error(p, None, "is a directory, not a NetCDF file")
+    if p.stat().st_size == 0:
+        raise input_error(p, None, "empty file (0 bytes)")
     try:
         ds = netCDF4.Dataset(path)
     except (OSError, RuntimeError, ValueError) as exc:
-        raise input_error(path, None, f"cannot open as NetCDF ({exc})") from None
+        raise input_error(path, None, f"not a NetCDF file, or truncated ({exc})") from None
     try:
         with reading_netcdf(path):
             check_claimed_sizes(ds, path)

@@ -85,3 +85,21 @@ def test_a_damaged_chunk_is_bad_input_naming_the_file(small_chunks):
         f["lat"].id.write_direct_chunk((64,), b"not a zlib stream", 0)
     with pytest.raises(InputError, match="obs.nc"):
         read_packed(path)
+
+
+@pytest.mark.parametrize(("make", "words"), [
+    (lambda p: None, "no such file"),
+    (lambda p: p.mkdir(), "is a directory"),
+    (lambda p: p.write_bytes(b""), "empty file"),
+    (lambda p: p.write_bytes(b"not netcdf at all"), "not a NetCDF file"),
+])
+def test_file_level_problems_name_the_file(tmp_path, make, words):
+    from healda_core.errors import InputError
+    from healda_core.obs.packed import packed_header
+
+    path = tmp_path / "obs.packed.nc"
+    make(path)
+    for read in (read_packed, packed_header):
+        with pytest.raises(InputError, match=words) as err:
+            read(path)
+        assert "obs.packed.nc" in str(err.value)

@@ -11,13 +11,12 @@ import datetime as _dt
 import os
 import re
 import zlib
-from pathlib import Path
 
 import netCDF4
 import numpy as np
 
 from healda_core.errors import InputError, input_error
-from healda_core.fileio import check_claimed_sizes, reading_netcdf
+from healda_core.fileio import open_netcdf
 from healda_core.obs import vocab
 from healda_core.obs.raw import NAT, TIME_MAX_NS, TIME_MIN_NS
 
@@ -29,25 +28,9 @@ INT_SENTINEL = -2147483600
 
 
 def open_nc(path: str | os.PathLike) -> netCDF4.Dataset:
-    """Open ``path`` read-only; empty, missing, truncated or non-NetCDF files, and files whose dimensions claim
-    more data than they can hold (:func:`~healda_core.fileio.check_claimed_sizes`), raise InputError."""
-    p = Path(path)
-    if not p.exists():
-        raise input_error(p, None, "no such file")
-    if p.is_dir():
-        raise input_error(p, None, "is a directory, not a NetCDF file")
-    if p.stat().st_size == 0:
-        raise input_error(p, None, "empty file (0 bytes)")
-    try:
-        ds = netCDF4.Dataset(p, "r")
-    except (OSError, RuntimeError, ValueError) as exc:
-        raise input_error(p, None, f"not a NetCDF file, or truncated ({exc})") from None
-    try:
-        with reading_netcdf(p):
-            check_claimed_sizes(ds, p)
-    except BaseException:
-        ds.close()
-        raise
+    """:func:`~healda_core.fileio.open_netcdf` (every file-level problem an InputError) with automatic masking and
+    scaling off: the readers handle fill values themselves."""
+    ds = open_netcdf(path)
     ds.set_auto_maskandscale(False)
     return ds
 
