@@ -36,24 +36,6 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 
 
-def env_info() -> dict:
-    import torch
-
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0],
-            "cpus": len(os.sched_getaffinity(0))}
-    for mod in ("triton", "h5py", "isal", "netCDF4"):  # h5py + isal: the packed reader's parallel decode
-        try:
-            info[mod] = __import__(mod).__version__
-        except (ImportError, AttributeError):
-            info[mod] = None
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-        q = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                           capture_output=True, text=True, check=False)
-        info["driver"] = q.stdout.strip() or None
-    return info
-
-
 def make_checkpoint(work: Path, preset: str, dtype: str) -> Path:
     """The preset's random-weight checkpoint (``init_checkpoint``; with CUDA the initialisation runs on the GPU,
     which takes seconds instead of minutes for the 1.5 B model: same distributions, other random numbers)."""
@@ -175,10 +157,12 @@ def main(argv: list[str] | None = None) -> dict:
         args.lat_lon = args.lat_lon and 10.0
     work = Path(args.work)
     work.mkdir(parents=True, exist_ok=True)
+    from healda_core.bench.env import env_info
     from healda_core.checkpoint import read_header
     from healda_core.presets import preset_config
 
-    result: dict = {"env": env_info(), "args": vars(args)}
+    # h5py + isal: the packed reader's parallel decode
+    result: dict = {"env": env_info(("h5py", "isal", "netCDF4")), "args": vars(args)}
     print(json.dumps(result["env"]), flush=True)
     if not (result["env"]["h5py"] and result["env"]["isal"]):
         print("warning: without h5py and isal the packed files are written and read on one core (carry their "

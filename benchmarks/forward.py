@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,20 +30,6 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks" / "reference"))
 
 import torch
-
-
-def env_info() -> dict:
-    """Versions and the GPU, for the result file."""
-    info = {"torch": torch.__version__, "cuda": torch.version.cuda, "python": sys.version.split()[0]}
-    from healda_core.kernels import triton_version
-
-    info["triton"] = triton_version()
-    if torch.cuda.is_available():
-        info["gpu"] = torch.cuda.get_device_name()
-        smi = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
-                             capture_output=True, text=True, check=False)
-        info["driver"] = smi.stdout.strip()
-    return info
 
 
 def timed(fn, warmup: int, iters: int, cuda: bool) -> dict:
@@ -146,6 +131,7 @@ def main(argv: list[str] | None = None) -> dict:
     a = ap.parse_args(argv)
     if a.smoke:
         a.impl, a.compile, a.preset, a.n_obs, a.warmup, a.iters = "ours", "eager", "healda-tiny", 2000, 1, 1
+    from healda_core.bench.env import env_info
     from healda_core.bench.kernels import raw_obs
 
     dev = torch.device("cuda" if torch.cuda.is_available() and not a.smoke else "cpu")

@@ -373,10 +373,9 @@ def _write(path: Path, obj: dict) -> None:
 
 
 def env_info(dev: torch.device) -> dict:
-    from healda_core.kernels import triton_version
+    from healda_core.bench.env import env_info as common
 
-    return {"torch": torch.__version__, "triton": triton_version(), "cuda": torch.version.cuda,
-            "nccl": str(torch.cuda.nccl.version()) if dev.type == "cuda" else None,
+    return {**common(), "nccl": str(torch.cuda.nccl.version()) if dev.type == "cuda" else None,
             "gpu": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
             "nvls": {k: os.environ.get(k) for k in NVLS_VARS}}
 

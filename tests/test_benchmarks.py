@@ -31,6 +31,18 @@ def test_forward_smoke_writes_what_it_prints(tmp_path, capsys):
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["ours"] == ours
 
 
+def test_result_files_record_where_they_ran():
+    import numpy
+    import torch
+
+    from healda_core.bench.env import env_info
+
+    env = env_info(("numpy", "no_such_module_here"))
+    assert env["torch"] == torch.__version__ and env["numpy"] == numpy.__version__
+    assert env["no_such_module_here"] is None and env["cpus"] >= 1 and "triton" in env
+    assert ("gpu" in env) is torch.cuda.is_available()
+
+
 def test_assimilate_smoke_reports_every_analysis(tmp_path, capsys):
     out = tmp_path / "assimilate.json"
     res = _script("assimilate").main(["--smoke", "--work", str(tmp_path / "work"), "--out", str(out)])
