@@ -39,12 +39,6 @@ FORMAT_VERSION = "1"
 SAFETENSORS_MAX_HEADER = 100 * 1024 * 1024
 FREQS_KEY = "dit.conditioning_embedder.map_noise.freqs"
 
-#: names of the data-convention fields compared with packed observation files
-CONVENTION_KEYS = ("pixel_order", "level_in", "level_model", "time_length", "metadata_features",
-                   "channel_vocabulary", "obs_stats_sha256", "output_variables", "output_stats_sha256",
-                   "static_inputs", "frame_step")
-
-
 def era5_stats_sha256() -> str:
     """SHA-256 of the shipped ERA5 output statistics (``era5_13_levels_stats.csv``)."""
     from healda_core import era5_stats

@@ -24,7 +24,6 @@ REASONS: tuple[str, ...] = (
 )
 REASON_CODE: dict[str, int] = {r: i for i, r in enumerate(REASONS)}
 IN_SITU_WIND_TYPES: tuple[int, ...] = (220, 221, 229, 230, 231, 232, 233, 234, 235, 280, 282)
-GPS_CODES = (1, 2, 3)
 
 
 @dataclass(frozen=True)
