@@ -11,9 +11,17 @@ runs under ``HEALDA_COMPILE=tuned``). The spatial-attention backend is the user'
 FlashAttention-3 when ``healda[fa3]`` is installed on a Hopper GPU, else cuDNN). The reference's
 pixel-attention autotuner is limited to two configs so that its warm-up stays short.
 
+``--fp8`` times ours with FP8 GEMMs in the blocks (``healda_core.model.fp8.to_fp8``, what ``healda assimilate
+--fp8`` runs) and checks its accuracy on the same inputs: the adaLN modulation weights are first drawn
+N(0, 0.2²) like the reference fixture's (the DiT initialisation zeroes them, which makes every block the
+identity and hides any GEMM error), then the eager fp32 and eager bf16 forwards are kept, and the max and RMS
+differences of the FP8 output to each (normalised units; ``bf16_vs_fp32`` for scale) go to ``accuracy``.
+
     python benchmarks/forward.py --out forward.json                      # ours (blocks) and the reference
     python benchmarks/forward.py --impl ours --compile regions --out forward_regions.json
+    python benchmarks/forward.py --impl ours --fp8 --out forward_fp8.json # FP8 GEMMs, and their accuracy
     python benchmarks/forward.py --smoke --out /tmp/fwd.json             # tiny model on the CPU, ours only
+    python benchmarks/forward.py --smoke --fp8 --out /tmp/fwd.json       # the same with the FP8 reference arithmetic
 """
 
 from __future__ import annotations
@@ -55,11 +63,27 @@ def timed(fn, warmup: int, iters: int, cuda: bool) -> dict:
             "peak_gib": None if peak is None else round(peak, 2)}
 
 
+def differences(y: torch.Tensor, ref: torch.Tensor) -> dict:
+    """Max and RMS of ``y - ref`` and the RMS of ``ref`` (float32, the model's normalised units)."""
+    d = y.float() - ref.float()
+    return {"max_abs": float(d.abs().max()), "rms": float(d.square().mean().sqrt()),
+            "ref_rms": float(ref.float().square().mean().sqrt())}
+
+
+def modulated(model: torch.nn.Module) -> None:
+    """Draw every adaLN modulation linear (blocks and detokenizer) N(0, 0.2²), weights and biases, seeded."""
+    g = torch.Generator().manual_seed(3)
+    for name, p in model.named_parameters():
+        if "modulation" in name:
+            p.data.copy_(torch.randn(p.shape, generator=g) * 0.2)
+
+
 def ours(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
-    """Our forward under ``a.compile``."""
+    """Our forward under ``a.compile`` (with ``a.fp8``: FP8 GEMMs, and their accuracy)."""
     from healda_core.bench.model import config_for
     from healda_core.model.attention import spatial_attention_backend
     from healda_core.model.compile_policy import inference_compile
+    from healda_core.model.fp8 import swap_linears, to_fp8
     from healda_core.model.healda import HealDA
     from healda_core.obs.context import prepare_obs_context
 
@@ -74,6 +98,20 @@ def ours(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
     tt = torch.zeros(b, device=dev)
     sod = torch.rand(b, t, device=dev, generator=g) * 86400
     doy = torch.rand(b, t, device=dev, generator=g) * 365
+
+    def eager(amp: bool) -> torch.Tensor:
+        with inference_compile(False), torch.inference_mode(), \
+                torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+            return model(x, tt, sod, doy, ctx).float().cpu()
+
+    refs = {}
+    if a.fp8:
+        modulated(model)
+        refs = {"fp32": eager(False), "bf16": eager(dev.type == "cuda")}  # the CPU's default path is fp32
+        if dev.type == "cuda":
+            to_fp8(model)
+        else:
+            swap_linears(model)  # the FP8 reference arithmetic (to_fp8 refuses the CPU)
     if a.compile == "blocks":
         model.dit.compile_blocks(options={"coordinate_descent_tuning": True})
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
@@ -84,8 +122,15 @@ def ours(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
             return model(x, tt, sod, doy, ctx)
 
     res = {"impl": "healda", "compile": a.compile, "attention": spatial_attention_backend(dev),
+           "precision": "fp8" if a.fp8 else "bf16",
            "params": sum(p.numel() for p in model.parameters()), "max_seqlen_k": int(ctx.max_seqlen_k)}
-    return res | timed(fwd, a.warmup, a.iters, dev.type == "cuda")
+    res |= timed(fwd, a.warmup, a.iters, dev.type == "cuda")
+    if a.fp8:
+        y = fwd().float().cpu()
+        res["accuracy"] = {"fp8_vs_bf16": differences(y, refs["bf16"]), "fp8_vs_fp32": differences(y, refs["fp32"]),
+                           "bf16_vs_fp32": differences(refs["bf16"], refs["fp32"])}
+        print("accuracy", json.dumps(res["accuracy"]), file=sys.stderr, flush=True)
+    return res
 
 
 def reference(a: argparse.Namespace, raw: dict, dev: torch.device) -> dict:
@@ -126,6 +171,7 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--n-obs", type=int, default=10_000_000)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--iters", type=int, default=9)
+    ap.add_argument("--fp8", action="store_true", help="ours with FP8 GEMMs in the blocks, and their accuracy")
     ap.add_argument("--smoke", action="store_true", help="tiny model and 2,000 obs on the CPU, ours only, eager")
     ap.add_argument("--out", type=Path, default=None, help="JSON result file")
     a = ap.parse_args(argv)

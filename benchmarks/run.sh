@@ -10,6 +10,7 @@
 #   kernels     benchmarks/kernels.py: pixel attention, FiLM and packing against PhysicsNeMo 2.2.2 (needs .whl_ref)
 #   forward     benchmarks/forward.py: 1.5 B forward, ours (whole blocks compiled) and the reference (needs .whl_ref)
 #   forward_cudnn  the same, ours only, spatial attention on cuDNN (HEALDA_SDPA=cudnn)
+#   forward_fp8 the same as forward_cudnn with FP8 GEMMs in the blocks (--fp8), and their error against bf16 and fp32
 #   train       benchmarks/train_step.py: 1.5 B training step, compiled blocks
 #   assimilate  benchmarks/assimilate.py: healda assimilate end to end over a batch of analyses
 #   osse        benchmarks/osse_gpu.sh: the OSSE demo at GPU scale (healda demo --recipe gpu, seeds 0,1; SEEDS=2)
@@ -22,7 +23,7 @@
 # Result files record the GPU and the torch and triton versions; $OUT/gpu.txt adds nvidia-smi's view (driver).
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
-[ $# -ge 1 ] || { sed -n 2,21p "$0"; exit 2; }
+[ $# -ge 1 ] || { sed -n 2,22p "$0"; exit 2; }
 names=$1; shift
 OUT=${OUT:-$PWD/bench-out}
 mkdir -p "$OUT"
@@ -61,6 +62,8 @@ for name in "${list[@]}"; do
     forward) run forward python3 benchmarks/forward.py --out "$OUT/forward.json" "${args[@]}" ;;
     forward_cudnn) HEALDA_SDPA=cudnn run forward_cudnn python3 benchmarks/forward.py --impl ours \
                      --out "$OUT/forward_cudnn.json" "${args[@]}" ;;
+    forward_fp8) HEALDA_SDPA=cudnn run forward_fp8 python3 benchmarks/forward.py --impl ours --fp8 \
+                   --out "$OUT/forward_fp8.json" "${args[@]}" ;;
     train) run train python3 benchmarks/train_step.py --compile --analytic-flops --steps 3 --warmup 2 --json \
              --out "$OUT/train.json" "${args[@]}" ;;
     assimilate) run assimilate python3 benchmarks/assimilate.py --out "$OUT/assimilate.json" "${args[@]}" ;;
@@ -76,7 +79,7 @@ for name in "${list[@]}"; do
       [ $rc -eq 0 ] && [ -f "${files[0]}" ] ;;
     osse) run osse bash benchmarks/osse_gpu.sh ;;
     tests) run tests python3 -m pytest -q -p no:cacheprovider tests/kernels tests/gpu -rf "${args[@]}" ;;
-    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, train, assimilate, osse, tests, multigpu)"; false ;;
+    *) echo "unknown benchmark '$name' (kernels, forward, forward_cudnn, forward_fp8, train, assimilate, osse, tests, multigpu)"; false ;;
   esac || status=1
 done
 exit $status

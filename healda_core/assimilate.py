@@ -181,7 +181,8 @@ def _work_list(packed: Sequence[str | os.PathLike], ck) -> tuple[dict[str, dict]
     return headers, items
 
 
-def _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s: int, n_t: int, n_frames: int) -> dict:
+def _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s: int, n_t: int, n_frames: int,
+                precision: str) -> dict:
     """Global attributes of the analysis file (the packed files' hashes are added when they are read)."""
     from healda_core import __version__
 
@@ -198,7 +199,7 @@ def _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s: int, 
         "healda_checkpoint_format": info.get("format", ""), "healda_config": json.dumps(cfg, sort_keys=True),
         "healda_packed_files": json.dumps([Path(p).name for p in packed]),
         "healda_static_file": Path(static).name, "healda_static_sha256": _sha256(static),
-        "healda_device": str(dev), "healda_precision": "bf16 autocast" if dev.type == "cuda" else "float32",
+        "healda_device": str(dev), "healda_precision": precision,
         "healda_pixel_order": "nest (reordered from the model's earth2grid PAD_XY)",
         "time_coverage_start": str(np.datetime64(items[0][0] - step_s * (n_t - 1) - step_s // 2, "s")) + "Z",
         "time_coverage_end": str(np.datetime64(items[-1][0] + step_s // 2, "s")) + "Z",
@@ -210,7 +211,7 @@ def _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s: int, 
 def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, static: str | os.PathLike,
                output: str | os.PathLike, *, device: str = "auto", batch_size: int = 1, frames: int | None = 1,
                lat_lon: float | None = None, overwrite: bool = False, per_rank: bool = False,
-               complevel: int = 4, verify: bool = True, argv: list[str] | None = None,
+               complevel: int = 4, verify: bool = True, precision: str = "bf16", argv: list[str] | None = None,
                progress: Callable[[int, int], None] | None = None,
                log: Callable[[str], None] | None = None) -> AssimilateResult:
     """Assimilate every analysis time of the ``packed`` files with checkpoint ``ckpt``.
@@ -219,6 +220,8 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
         frames: number of last frames to write (1 = the analysis; ``None`` = all ``time_length`` frames).
         lat_lon: also write ``<stem>.latlon.nc`` on a regular grid of this spacing (degrees).
         verify: check the checkpoint's weights against its ``weights_sha256`` (False accepts a header without one).
+        precision: ``bf16`` (bf16 autocast on CUDA, float32 on the CPU) or ``fp8`` (FP8 GEMMs in the transformer
+            blocks, CUDA compute capability >= 8.9; approximate: :func:`healda_core.inference.apply_precision`).
         progress: called with (done, total) analyses after each batch is written. log: message sink (stderr).
 
     Raises:
@@ -232,6 +235,8 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     out = Path(output)
     if batch_size < 1:
         raise UsageError(f"--batch-size must be ≥ 1, got {batch_size}")
+    if precision not in inference.PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(inference.PRECISIONS)}, got {precision!r}")
     final_outputs = [_rank_path(out, dist.rank) if per_rank and dist.world_size > 1 else out]
     if lat_lon:
         final_outputs.append(_latlon_path(final_outputs[0]))
@@ -242,7 +247,7 @@ def assimilate(packed: Sequence[str | os.PathLike], ckpt: str | os.PathLike, sta
     with no_timing_unless_asked():
         return _run(packed, ckpt, static, final_outputs, dev, dist, t_start, batch_size=batch_size, frames=frames,
                     lat_lon=lat_lon, overwrite=overwrite, per_rank=per_rank, complevel=complevel, verify=verify,
-                    argv=argv, progress=progress, log=log)
+                    precision=precision, argv=argv, progress=progress, log=log)
 
 
 def _read_checkpoint(ckpt: str | os.PathLike, dev: torch.device, verify: bool):
@@ -269,7 +274,7 @@ def _reader(batches: list[list[Item]], dev: torch.device) -> Prefetcher:
 
 def _run(packed, ckpt, static, final_outputs: list[Path], dev: torch.device, dist: DistEnv, t_start: float, *,
          batch_size: int, frames: int | None, lat_lon: float | None, overwrite: bool, per_rank: bool,
-         complevel: int, verify: bool, argv: list[str] | None, progress, log) -> AssimilateResult:
+         complevel: int, verify: bool, precision: str, argv: list[str] | None, progress, log) -> AssimilateResult:
     from healda_core.checkpoint import build_model
 
     ck = _read_checkpoint(ckpt, dev, verify)
@@ -295,14 +300,16 @@ def _run(packed, ckpt, static, final_outputs: list[Path], dev: torch.device, dis
         packed_sha = [hashes.submit(_sha256, p) for p in packed]
         model = build_model(ck, device=dev)
         ck.state_dict = {}  # the model holds the weights now; the read copy would double their device memory
+        precision_desc = inference.apply_precision(model, precision, dev)
         if dev.type == "cuda" and whole_blocks_wanted():
             model.dit.compile_blocks()
         result.checkpoint_s = time.perf_counter() - t_start
-        log(f"spatial attention: {spatial_attention_backend(dev)}; compilation: {_compile_mode(dev)}")
+        log(f"spatial attention: {spatial_attention_backend(dev)}; compilation: {_compile_mode(dev)}; "
+            f"precision: {precision_desc}")
         log(f"checkpoint {Path(ckpt).name}: {sum(p.numel() for p in model.parameters()):,} parameters on {dev}; "
             f"{len(items)} analyses" + (f", rank {dist.rank}/{dist.world_size}: {len(mine)}"
                                         if dist.world_size > 1 else ""))
-        attrs = _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s, n_t, n_frames)
+        attrs = _provenance(ck, model, ckpt, packed, static, argv, dev, items, step_s, n_t, n_frames, precision_desc)
         interp = LatLonInterpolator(level, lat_lon) if lat_lon else None
         attrs_ll = None if interp is None else {
             **attrs, "healda_regridding": f"bilinear on the sphere (healpy get_interp_weights) from HEALPix level "

@@ -1,7 +1,8 @@
 """One analysis step of ``healda assimilate``: a read packed batch in, physical NEST fields out.
 
 :func:`host_alloc` gives the packed reader pinned host buffers on CUDA, so the copies to the device are
-asynchronous; :class:`AnalysisStep` runs the model on a batch and times the copy and the forward.
+asynchronous; :func:`apply_precision` sets the model's GEMM precision (``bf16`` or the approximate ``fp8``);
+:class:`AnalysisStep` runs the model on a batch and times the copy and the forward.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ import torch
 
 from healda_core import grid
 from healda_core.analysis_io import era5_stats
+from healda_core.errors import UsageError
 from healda_core.fileio import HDF5_LOCK
+from healda_core.model.fp8 import to_fp8
 from healda_core.obs.frames import calendar
+
+PRECISIONS = ("bf16", "fp8")
 
 
 def host_alloc(dev: torch.device) -> Callable[[int, np.dtype], object] | None:
@@ -30,6 +35,22 @@ def host_alloc(dev: torch.device) -> Callable[[int, np.dtype], object] | None:
         tdt = to_torch.get(np.dtype(dtype)) or torch.from_numpy(np.empty(0, dtype)).dtype
         return torch.empty(n, dtype=tdt, pin_memory=True)
     return alloc
+
+
+def apply_precision(model: torch.nn.Module, precision: str, dev: torch.device) -> str:
+    """Set the forward's precision on ``model`` (on ``dev``) before its first forward; returns it in words.
+
+    ``bf16``: bf16 autocast on CUDA (float32 on the CPU). ``fp8``: in addition, the transformer blocks'
+    attention projections and MLPs run as FP8 (e4m3) GEMMs with rowwise scales (:mod:`healda_core.model.fp8`):
+    faster and approximate; CUDA, compute capability >= 8.9 only (AcceleratorError elsewhere).
+    """
+    if precision not in PRECISIONS:
+        raise UsageError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    base = "bf16 autocast" if dev.type == "cuda" else "float32"
+    if precision == "bf16":
+        return base
+    to_fp8(model)
+    return f"{base}; FP8 e4m3 GEMMs (rowwise scales) in the blocks' attention projections and MLPs"
 
 
 class AnalysisStep:

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,6 +42,19 @@ def test_result_files_record_where_they_ran():
     assert env["torch"] == torch.__version__ and env["numpy"] == numpy.__version__
     assert env["no_such_module_here"] is None and env["cpus"] >= 1 and "triton" in env
     assert ("gpu" in env) is torch.cuda.is_available()
+
+
+def test_forward_fp8_smoke_reports_its_error_against_fp32(tmp_path):
+    mod = _script("forward")
+    d = mod.differences(torch.tensor([1.0, 2.0, 3.0, 4.0]), torch.tensor([1.0, 2.0, 3.0, 0.0]))
+    assert d == {"max_abs": 4.0, "rms": 2.0, "ref_rms": pytest.approx((14 / 4) ** 0.5, rel=1e-6)}
+    res = mod.main(["--smoke", "--fp8", "--out", str(tmp_path / "fwd.json")])
+    ours, acc = res["ours"], res["ours"]["accuracy"]
+    assert ours["precision"] == "fp8" and set(acc) == {"fp8_vs_bf16", "fp8_vs_fp32", "bf16_vs_fp32"}
+    assert acc["bf16_vs_fp32"]["rms"] == 0  # on the CPU the default path is float32
+    err = acc["fp8_vs_fp32"]
+    # the modulations drawn, the blocks are not the identity: FP8 changes the output, by a few % at most
+    assert 1e-3 * err["ref_rms"] < err["rms"] < 0.1 * err["ref_rms"] and err["max_abs"] >= err["rms"]
 
 
 def test_assimilate_smoke_reports_every_analysis(tmp_path, capsys):

@@ -34,13 +34,18 @@ def assimilate(
     skip_hash_check: Annotated[bool, typer.Option("--skip-hash-check", help="Do not verify the checkpoint's "
                                                   "weights against its weights_sha256 (needed for a header "
                                                   "without one).")] = False,
+    fp8: Annotated[bool, typer.Option("--fp8", help="FP8 (e4m3, rowwise-scaled) GEMMs in the transformer "
+                                      "blocks' attention projections and MLPs: a faster, approximate forward "
+                                      "(CUDA, compute capability >= 8.9; measured error in docs/benchmarks.md)."
+                                      )] = False,
     overwrite: Annotated[bool, typer.Option("-O", "--overwrite", help="Replace existing outputs.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Machine-readable result on stdout.")] = False,
 ) -> None:
     """Run HealDA on packed observations and write CF-1.13 HEALPix (NEST) analyses.
 
     Variables u, v, t, z, q (time, level, cell) on 13 pressure levels and tcwv, t2m, u10m, v10m, u100m, v100m,
-    msl, sst, sic (time, cell), in physical units. bf16 autocast on GPU, float32 on CPU. A checkpoint whose
+    msl, sst, sic (time, cell), in physical units. bf16 autocast on GPU (--fp8: FP8 GEMMs in the blocks,
+    approximate), float32 on CPU. A checkpoint whose
     conventions (level, frames, features, vocabulary, stats) differ from the packed file's is refused.
     Under torchrun the analysis times are split across ranks and gathered into OUTPUT.
 
@@ -72,7 +77,7 @@ def assimilate(
         task = bar.add_task("assimilate", total=None)
         res = run(packed, ckpt, static, output, device=device, batch_size=batch_size, frames=n_frames,
                   lat_lon=lat_lon, overwrite=overwrite, per_rank=per_rank, complevel=complevel,
-                  verify=not skip_hash_check,
+                  verify=not skip_hash_check, precision="fp8" if fp8 else "bf16",
                   progress=lambda done, total: bar.update(task, completed=done, total=total),
                   log=console.verbose)
     fwd = res.forward_ms

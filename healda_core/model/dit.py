@@ -50,7 +50,8 @@ class Mlp(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         fc1, _, fc2 = self.layers
-        if _gelu_epilogue(x):  # CUDA bf16 inference: GELU(tanh) applied in the fc1 GEMM's epilogue (cuBLASLt)
+        # CUDA bf16 inference: GELU(tanh) in the fc1 GEMM's epilogue (cuBLASLt); not for an FP8 fc1 (model/fp8.py)
+        if type(fc1) is nn.Linear and _gelu_epilogue(x):
             dt = torch.bfloat16
             h = torch._addmm_activation(fc1.bias.to(dt), x.reshape(-1, x.shape[-1]).to(dt), fc1.weight.to(dt).t(),
                                         use_gelu=True)

@@ -202,3 +202,47 @@ def test_inductor_tf32_hint_is_silenced(work, monkeypatch):
     messages = [str(w.message) for w in seen]
     assert "something else" in messages
     assert not [m for m in messages if "TensorFloat32" in m]
+
+
+def test_fp8_on_the_cpu_is_refused_with_exit_4(work):
+    out = work["dir"] / "fp8_cpu.nc"
+    res = _assimilate(work, out, "--device", "cpu", "--fp8")
+    assert res.exit_code == 4, res.output
+    assert "error: FP8 GEMMs (--fp8) need a CUDA GPU of compute capability >= 8.9" in res.output
+    assert "Traceback" not in res.output and not out.exists()
+
+
+
+def test_fp8_flag_reaches_the_engine(work, monkeypatch):
+    """``--fp8`` → ``precision="fp8"`` → ``inference.to_fp8`` on the loaded model before its first forward; here
+    the FP8 reference arithmetic stands in for the GPU (``swap_linears``), and the file records the precision."""
+    from healda_core import inference
+    from healda_core.model.fp8 import FP8Linear, swap_linears
+    from healda_core.model.healda import HealDA
+
+    seen, fp8_modules = [], []
+
+    def on_cpu(model):
+        seen.append(type(model))
+        swap_linears(model)
+        return model
+
+    def counting(call):
+        def run(self, p):
+            fp8_modules.append(sum(isinstance(m, FP8Linear) for m in self.model.modules()))
+            return call(self, p)
+        return run
+
+    monkeypatch.setattr(inference, "to_fp8", on_cpu)
+    monkeypatch.setattr(inference.AnalysisStep, "__call__", counting(inference.AnalysisStep.__call__))
+    assert "--fp8" in _cli("assimilate", "--help").output
+    res = _assimilate(work, work["dir"] / "fp8.nc", "--device", "cpu", "--fp8")
+    assert res.exit_code == 0, res.output
+    assert seen == [HealDA] and fp8_modules == [12, 12]  # 2 analyses; healda-tiny: 2 blocks × 6 linears
+    with xr.open_dataset(work["dir"] / "fp8.nc") as ds:
+        assert "FP8 e4m3 GEMMs" in ds.attrs["healda_precision"]
+    res = _assimilate(work, work["dir"] / "bf16.nc", "--device", "cpu")
+    assert res.exit_code == 0, res.output
+    assert seen == [HealDA] and fp8_modules == [12, 12, 0, 0]  # without the flag the engine is not asked
+    with xr.open_dataset(work["dir"] / "bf16.nc") as ds:
+        assert ds.attrs["healda_precision"] == "float32"
