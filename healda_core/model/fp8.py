@@ -38,12 +38,12 @@ TARGETS = re.compile(r"(^|\.)blocks\.\d+\.(attention\.attn_op\.(qkv|proj)|tempor
 
 def quantize(x: Tensor, scale: Tensor) -> Tensor:
     """``e4m3(x / scale)``: float32 division, saturated at ±448, rounded to nearest float8_e4m3fn."""
-    return (x.float() / scale).clamp(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
+    return (x.float() / scale).clamp_(-E4M3_MAX, E4M3_MAX).to(torch.float8_e4m3fn)
 
 
 def quantize_rows(x: Float[Tensor, "m k"]) -> tuple[Tensor, Float[Tensor, "m 1"]]:
     """Rowwise quantisation: (q (M, K) float8_e4m3fn, scale (M, 1) float32 = row amax / 448)."""
-    scale = x.float().abs().amax(dim=-1, keepdim=True).clamp(min=AMAX_FLOOR) / E4M3_MAX
+    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp(min=AMAX_FLOOR) / E4M3_MAX  # |x|, max: exact
     return quantize(x, scale), scale
 
 
