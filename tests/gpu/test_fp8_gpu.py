@@ -28,8 +28,9 @@ def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 def test_scaled_mm_matches_the_reference_arithmetic(dtype):
     """Same quantised operands bit for bit; the GEMM differs from the float32 reference only by the bf16
-    rounding of the output and of the bias (each ≤ 2⁻⁹ relative) and the fp32 accumulation order:
-    |y − ref| ≤ 2⁻⁸ (|ref| + |b|) elementwise, twice those roundings."""
+    roundings in the epilogue (bias, the scaled product, the output: each ≤ 2⁻⁹ relative) and the fp32
+    accumulation order: |y − ref| ≤ 2⁻⁷ (|ref| + |b|) elementwise leaves a margin over those; a wrong scale,
+    layout or operand would be off by O(|ref|)."""
     torch.manual_seed(0)
     lin = torch.nn.Linear(256, 384)
     with torch.no_grad():
@@ -48,7 +49,7 @@ def test_scaled_mm_matches_the_reference_arithmetic(dtype):
             y_amp = f(x.cuda())
     ref = fp8_linear_reference(x, f_cpu.weight_fp8, f_cpu.weight_scale, lin.bias.detach())
     assert y.dtype == dtype and y_amp.dtype == torch.bfloat16 and y.shape == (300, 384)
-    bound = 2**-8 * (ref.abs() + lin.bias.detach().abs()) + 1e-6 * ref.abs().max()
+    bound = 2**-7 * (ref.abs() + lin.bias.detach().abs()) + 1e-6 * ref.abs().max()
     assert ((y.cpu().float() - ref).abs() <= bound).all()
     assert ((y_amp.cpu().float() - ref).abs() <= bound).all()
 

@@ -15,6 +15,7 @@ from healda_core.model.fp8 import (
     E4M3_MAX,
     FP8Linear,
     dequantize,
+    fp8_linear_cuda,
     fp8_linear_reference,
     fp8_refusal,
     quantize,
@@ -192,3 +193,21 @@ def test_refusal_by_compute_capability():
 
 def test_e4m3_max_is_the_format_maximum():
     assert E4M3_MAX == _e4m3_grid().max().item() == torch.finfo(torch.float8_e4m3fn).max
+
+
+def test_cuda_call_passes_scaled_mm_checks_on_fake_cuda_tensors():
+    """``fp8_linear_cuda`` against ``torch._scaled_mm``'s CUDA shape, layout and scale checks (its meta function,
+    run on fake CUDA tensors, no GPU needed): row-major activations, column-major weight, (M, 1) and (1, N) fp32
+    scales, bf16 bias and output; M = 300 is not a multiple of 16. K = 72 is refused: the checks do run."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    with FakeTensorMode():
+        x = torch.empty(300, 256, device="cuda", dtype=torch.bfloat16)
+        w = torch.empty(384, 256, device="cuda", dtype=torch.float8_e4m3fn)
+        s = torch.empty(1, 384, device="cuda")
+        b = torch.empty(384, device="cuda", dtype=torch.bfloat16)
+        y = fp8_linear_cuda(x, w, s, b)
+        assert y.shape == (300, 384) and y.dtype == torch.bfloat16 and y.device.type == "cuda"
+        with pytest.raises(RuntimeError, match="divisible by 16"):
+            fp8_linear_cuda(torch.empty(300, 72, device="cuda"), torch.empty(384, 72, device="cuda").to(
+                torch.float8_e4m3fn), s, b)
