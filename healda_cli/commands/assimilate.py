@@ -45,8 +45,8 @@ def assimilate(
 
     Variables u, v, t, z, q (time, level, cell) on 13 pressure levels and tcwv, t2m, u10m, v10m, u100m, v100m,
     msl, sst, sic (time, cell), in physical units. bf16 autocast on GPU (--fp8: FP8 GEMMs in the blocks,
-    approximate), float32 on CPU. A checkpoint whose
-    conventions (level, frames, features, vocabulary, stats) differ from the packed file's is refused.
+    approximate), float32 on CPU. A checkpoint whose conventions (level, frames, features, vocabulary, stats)
+    differ from the packed file's is refused.
     Under torchrun the analysis times are split across ranks and gathered into OUTPUT.
 
     Examples:
