@@ -7,6 +7,7 @@ Exit codes: 0 success; 1 runtime failure; 2 usage error (bad option, output exis
 
 from __future__ import annotations
 
+import inspect
 import re
 import signal
 import traceback
@@ -95,6 +96,18 @@ def _register() -> None:
 
     for mod in sorted(m.name for m in pkgutil.iter_modules(commands.__path__)):
         importlib.import_module(f"healda_cli.commands.{mod}")
+    for info in app.registered_commands:
+        info.callback.__doc__ = reflow(info.callback.__doc__ or "")
+
+
+def reflow(doc: str) -> str:
+    """Join the wrapped lines of each prose paragraph of a docstring, so the terminal wraps them.
+
+    Typer's rich help keeps single line breaks; a docstring wrapped at 110 columns would break mid-sentence in
+    an 80-column terminal. Paragraphs with an indented line (examples, lists) are kept as written.
+    """
+    paragraphs = inspect.cleandoc(doc).split("\n\n")
+    return "\n\n".join(p if re.search(r"\n\s", p) else p.replace("\n", " ") for p in paragraphs)
 
 
 _register()

@@ -25,6 +25,16 @@ def test_bare_command_prints_help():
     assert "Usage" in res.output and "Exit codes" in res.output
 
 
+def test_help_paragraphs_are_reflowed_to_the_terminal_width():
+    # docstrings are wrapped at 110 columns; the help joins each prose paragraph and keeps example lines
+    res = runner.invoke(cli_main.app, ["demo", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    assert res.exit_code == 0
+    assert "an independent one (own spectrum, own observations, never seen" in res.output
+    res = runner.invoke(cli_main.app, ["assimilate", "--help"], terminal_width=200, env={"COLUMNS": "200"})
+    assert "\n   healda assimilate obs.packed.nc --ckpt" in res.output  # example kept on its own line
+    assert cli_main.reflow("a\nb\n\nExamples:\n  x\n  y") == "a b\n\nExamples:\n  x\n  y"
+
+
 def _app_raising(exc: Exception) -> typer.Typer:
     app = typer.Typer(cls=cli_main._HealdaGroup)
 
