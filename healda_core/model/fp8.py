@@ -9,8 +9,8 @@ non-persistent buffers derived from the weight (again after ``load_state_dict`` 
 
 Arithmetic, for x (M, K) and a weight w (N, K) with bias b::
 
-    s_w[n] = max_k |w[n, k]| / 448      q_w = e4m3(w / s_w)      once (per output channel)
-    s_x[m] = max_k |x[m, k]| / 448      q_x = e4m3(x / s_x)      every call (per token)
+    s_w[n] = max_k |w[n, k]| · (1/448)     q_w = e4m3(w / s_w)      once (per output channel)
+    s_x[m] = max_k |x[m, k]| · (1/448)     q_x = e4m3(x / s_x)      every call (per token)
     y[m, n] = s_x[m] · s_w[n] · Σ_k q_x[m, k] · q_w[n, k] + b[n]
 
 ``e4m3`` rounds to the nearest float8_e4m3fn value (3 mantissa bits: relative error ≤ 2⁻⁴ in the normal range
@@ -30,6 +30,7 @@ from torch import Tensor, nn
 from healda_core.errors import AcceleratorError
 
 E4M3_MAX = 448.0  # largest finite float8_e4m3fn
+INV_E4M3_MAX = 1.0 / E4M3_MAX
 AMAX_FLOOR = 1e-12  # an all-zero row gets this amax (its scale stays finite, its values 0)
 # the linears to_fp8 replaces, by their name in the model
 TARGETS = re.compile(r"(^|\.)blocks\.\d+\.(attention\.attn_op\.(qkv|proj)|temporal_attention\.(qkv|proj)"
@@ -42,8 +43,10 @@ def quantize(x: Tensor, scale: Tensor) -> Tensor:
 
 
 def quantize_rows(x: Float[Tensor, "m k"]) -> tuple[Tensor, Float[Tensor, "m 1"]]:
-    """Rowwise quantisation: (q (M, K) float8_e4m3fn, scale (M, 1) float32 = row amax / 448)."""
-    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp(min=AMAX_FLOOR) / E4M3_MAX  # |x|, max: exact
+    """Rowwise quantisation: (q (M, K) float8_e4m3fn, scale (M, 1) float32 = row amax · (1/448))."""
+    # |x| and max are exact; a product by the float32 constant 1/448 rounds the same on every backend (a division
+    # by a Python scalar does not: CPU and CUDA kernels turn it into a product by a reciprocal of their own)
+    scale = x.abs().amax(dim=-1, keepdim=True).float().clamp(min=AMAX_FLOOR) * INV_E4M3_MAX
     return quantize(x, scale), scale
 
 
@@ -89,7 +92,7 @@ class FP8Linear(nn.Module):
     def requantize(self) -> None:
         """Derive the FP8 weight, its per-output-channel scales and the bf16 bias from the parameters."""
         w = self.weight.detach().float()
-        self.weight_scale = (w.abs().amax(dim=1).clamp(min=AMAX_FLOOR) / E4M3_MAX).reshape(1, -1).contiguous()
+        self.weight_scale = (w.abs().amax(dim=1).clamp(min=AMAX_FLOOR) * INV_E4M3_MAX).reshape(1, -1).contiguous()
         self.weight_fp8 = quantize(w, self.weight_scale.reshape(-1, 1)).contiguous()
         self.bias_bf16 = None if self.bias is None else self.bias.detach().to(torch.bfloat16)
 
