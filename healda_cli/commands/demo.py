@@ -43,7 +43,7 @@ def demo_cmd(
     seeds: Annotated[str, typer.Option("--seeds", "--seed", help="Experiment seed(s), comma-separated (0,1,2).")]
     = "0",
     recipe: Annotated[str, typer.Option("--recipe", help="cpu (2 cores, 10 min per seed) or gpu (one GPU, "
-                                                         "about 3 min per seed).")] = "cpu",
+                                                         "about 4 min per seed).")] = "cpu",
     minutes: Annotated[float | None, typer.Option("--minutes", help="Training wall-clock budget per seed "
                                                                     "(default: the recipe's).")] = None,
     days: Annotated[float | None, typer.Option("--days", help="Days per training realisation (default: the "
