@@ -40,7 +40,7 @@ class Recipe:
 
 RECIPES: dict[str, Recipe] = {
     # 2 CPU cores, one seed in 10 minutes with set-up (docs/osse.md)
-    "cpu": Recipe(n_train=4, days=5.0, test_days=3.5, density=0.15, later_fraction=0.2,
+    "cpu": Recipe(n_train=8, days=3.5, test_days=3.5, density=0.15, later_fraction=0.2,
                   train=ex.TrainRecipe(preset="healda-demo", minutes=6.0, lr=2e-3, warmup_steps=10, batch_size=1,
                                        num_workers=0, device="cpu")),
     # one GPU with 16 CPU cores beside it, one seed in about 4 minutes
